@@ -1,0 +1,110 @@
+"""Audio in: loading a user's file, and the mel spectrograms every model sees.
+
+The spectrogram is computed with torch so that the same code runs on the CPU (dataset build,
+inference) and the GPU (training); the mel filterbank is librosa's.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import librosa
+import numpy as np
+import soundfile as sf
+import torch
+
+from .config import AudioConfig
+
+SILENCE = 1e-5  # peak amplitude below which a file counts as silent (-100 dBFS)
+
+
+class AudioError(ValueError):
+    """A user's audio file that cannot be used; the message names the file and the reason."""
+
+
+def load_audio(path: str | Path, cfg: AudioConfig = AudioConfig()) -> np.ndarray:
+    """Any file soundfile reads, any rate and channel count, any length -> the model's input.
+
+    Stereo is averaged to mono, the rate converted to ``cfg.sample_rate`` (librosa, soxr), and
+    the result cut or zero-padded to ``cfg.render_s``.
+
+    Returns:
+        (cfg.n_samples,) float32.
+
+    Raises:
+        AudioError: unreadable, empty, silent, or holding NaN / infinite samples.
+    """
+    path = Path(path)
+    try:
+        data, rate = sf.read(path, dtype="float32", always_2d=True)
+    except Exception as e:  # soundfile raises several types; the reason is what matters
+        raise AudioError(f"{path}: cannot read audio ({str(e).splitlines()[0]})") from None
+    if data.size == 0:
+        raise AudioError(f"{path}: empty audio file (no samples)")
+    if not np.isfinite(data).all():
+        raise AudioError(f"{path}: audio contains NaN or infinite samples")
+    mono = data.mean(axis=1)
+    if np.abs(mono).max() < SILENCE:
+        raise AudioError(f"{path}: audio is silent (peak below {SILENCE:g})")
+    if rate != cfg.sample_rate:
+        mono = librosa.resample(mono, orig_sr=rate, target_sr=cfg.sample_rate)
+    out = np.zeros(cfg.n_samples, dtype=np.float32)
+    n = min(len(mono), cfg.n_samples)
+    out[:n] = mono[:n]
+    return out
+
+
+class MelSpectrogram(torch.nn.Module):
+    """Audio to log-magnitude mel spectrograms, as the paper: |STFT| (Hann, centred), mel
+    filterbank, 20 log10, floored.
+
+    Input (..., T) float32 audio at ``cfg.sample_rate``; output (..., n_mels, n_frames) dB in
+    [floor_db, ~+60].
+    """
+
+    def __init__(self, cfg: AudioConfig):
+        super().__init__()
+        self.cfg = cfg
+        fb = librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels)
+        self.register_buffer("filters", torch.tensor(fb, dtype=torch.float32), persistent=False)
+        self.register_buffer("window", torch.hann_window(cfg.n_fft), persistent=False)
+        self.floor = 10.0 ** (cfg.floor_db / 20.0)
+        self._sparse = None
+
+    def magnitude(self, audio: torch.Tensor) -> torch.Tensor:
+        """(..., T) -> (..., n_mels, n_frames) linear mel magnitudes."""
+        shape, flat = audio.shape[:-1], audio.reshape(-1, audio.shape[-1])
+        if flat.device.type == "cpu":
+            # One signal at a time keeps the STFT in cache (3x faster than a batch here), and
+            # the filterbank is 98 % zeros: a sparse product is 5x faster than a dense one.
+            if self._sparse is None:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # "sparse CSR support is in beta"
+                    self._sparse = self.filters.to_sparse_csr()
+            mel = torch.stack([self._sparse @ self._stft_magnitude(x) for x in flat])
+        else:
+            mel = self.filters @ self._stft_magnitude(flat)
+        return mel.reshape(*shape, *mel.shape[-2:])
+
+    def _stft_magnitude(self, audio: torch.Tensor) -> torch.Tensor:
+        """(..., T) -> (..., n_fft // 2 + 1, n_frames) |STFT|."""
+        spec = torch.stft(
+            audio,
+            self.cfg.n_fft,
+            self.cfg.hop,
+            window=self.window,
+            center=True,
+            pad_mode="constant",
+            return_complex=True,
+        )
+        if spec.device.type == "cpu" and not spec.requires_grad:
+            # torch's complex abs is not vectorised on the CPU: numpy's is 10x faster.
+            return torch.from_numpy(np.abs(spec.numpy()))
+        return spec.abs()
+
+    def to_db(self, mel: torch.Tensor) -> torch.Tensor:
+        return 20.0 * torch.log10(mel.clamp_min(self.floor))
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        return self.to_db(self.magnitude(audio))

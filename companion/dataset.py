@@ -1,0 +1,310 @@
+"""The spectrogram dataset: every voice of a preset database rendered and turned into mel
+spectrograms, cached on disk, and a torch Dataset over that cache.
+
+Layout of a dataset folder::
+
+    config.yaml                  the config, note layout, source database, voice count
+    progress.json                rows done per split (the build resumes from here)
+    <split>.spec.npy             (N, notes, n_mels, frames) float16, dB, memory-mapped
+    <split>.voices.npy           (N, 145) uint8 voice parameters (VCED order)
+    <split>.ids.npy              (N,) int64 database ids
+    <split>.labels.npy           (N, 3) bool: harmonic, percussive, sfx
+    <split>.features.npy         (N, 3) float32 label features (see labels.py)
+    stats.json                   dB mean / std / min / max over the train split, and counts
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from . import presets
+from .audio import MelSpectrogram
+from .config import NOTE_LAYOUTS, Config, get_config
+from .dx7.params import representation
+from .dx7.sysex import write_atomic
+from .dx7.voice import Voice
+from .labels import FEATURES, LABELS, Labeler, labels_from_features
+from .synth import Renderer, pool_map
+
+LABEL_NOTE = (60, 85)
+
+
+def _write_json(path: Path, data) -> None:
+    write_atomic(path, (json.dumps(data, indent=1) + "\n").encode())
+
+
+class _Worker:
+    """What each worker process holds: one engine, one spectrogram, one labeler."""
+
+    def __init__(self, cfg: Config, notes: str):
+        self.cfg, self.notes = cfg, NOTE_LAYOUTS[notes]
+
+    def __call__(self):
+        return {
+            "renderer": Renderer(self.cfg.audio),
+            "mel": MelSpectrogram(self.cfg.audio),
+            "labeler": Labeler(),
+            "notes": self.notes,
+            "files": {},
+        }
+
+
+def _features_chunk(ctx: dict, job: tuple) -> tuple[np.ndarray, list]:
+    """Render a chunk of voices and write their spectrograms into the cache file.
+
+    Args:
+        job: (spectrogram file, first row, voice parameter bytes).
+
+    Returns:
+        (n, 3) label features, and [count, sum, sum of squares, min, max] of the chunk's dB
+        values (for the dataset statistics).
+    """
+    path, row, voices = job
+    notes = ctx["notes"]
+    audio = np.stack([ctx["renderer"].render_notes(Voice(p, ""), notes) for p in voices])
+    with torch.no_grad():
+        db = ctx["mel"](torch.from_numpy(audio))
+    spec = db.to(torch.float16)
+    # Workers write straight into the memory-mapped cache: sending spectrograms back to the
+    # parent through a pipe cost more than computing them.
+    if path not in ctx["files"]:
+        ctx["files"][path] = np.load(path, mmap_mode="r+")
+    target = ctx["files"][path]
+    target[row : row + len(voices)] = spec.numpy()
+    # no msync: the rows are in the shared page cache, which outlives an interrupted process
+    label_index = notes.index(LABEL_NOTE)
+    feats = np.stack([ctx["labeler"].features(a[label_index]) for a in audio])
+    x = spec.to(torch.float32)
+    moments = [
+        x.numel(),
+        float(x.sum(dtype=torch.float64)),
+        float(x.square().sum(dtype=torch.float64)),
+        float(x.min()),
+        float(x.max()),
+    ]
+    return feats, moments
+
+
+def build(
+    db: str | os.PathLike,
+    config: str,
+    out: str | os.PathLike,
+    notes: str = "single",
+    limit: int | None = None,
+    processes: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Render every voice of ``db`` (or the first ``limit``) into a dataset folder.
+
+    Resumable: an interrupted build continues where it stopped when called again with the
+    same arguments. Returns the summary written to stats.json.
+    """
+    cfg = get_config(config)
+    if notes not in NOTE_LAYOUTS:
+        raise ValueError(f"unknown note layout {notes!r}; choose one of {', '.join(NOTE_LAYOUTS)}")
+    limit = cfg.dataset_limit if limit is None else (limit or None)
+    rows = presets.load(db, limit=limit)
+    if not rows:
+        raise ValueError(f"{db}: the database holds no voices")
+    split_of = _splits(db)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    header = {
+        "config": cfg.name,
+        "notes": notes,
+        "note_pairs": [list(n) for n in NOTE_LAYOUTS[notes]],
+        "database": str(Path(db).resolve()),
+        "limit": limit,
+        "voices": len(rows),
+        "spectrogram": list(cfg.audio.spectrogram_shape),
+    }
+    _check_or_write_header(out, cfg, header)
+    by_split = {s: [(i, v) for i, v in rows if split_of[i] == s] for s in presets.SPLITS}
+    done = _read_progress(out)
+    n_notes = len(NOTE_LAYOUTS[notes])
+    arrays, jobs = {}, []
+    for split, items in by_split.items():
+        start = done.get(split, 0)
+        shape = (len(items), n_notes, *cfg.audio.spectrogram_shape)
+        arrays[split] = (
+            _open_array(out / f"{split}.spec.npy", shape, np.float16, start),
+            _open_array(
+                out / f"{split}.features.npy", (len(items), len(FEATURES)), np.float32, start
+            ),
+        )
+        _save(out / f"{split}.ids.npy", np.array([i for i, _ in items], dtype=np.int64))
+        _save(
+            out / f"{split}.voices.npy",
+            np.stack([v.values for _, v in items]) if items else np.zeros((0, 145), np.uint8),
+        )
+        spec_file = str(out / f"{split}.spec.npy")
+        jobs += [
+            (spec_file, i, [v.params for _, v in items[i : i + cfg.chunk]])
+            for i in range(start, len(items), cfg.chunk)
+        ]
+    # One pool for every split: starting workers costs about a second each.
+    results = pool_map(
+        _features_chunk,
+        jobs,
+        _Worker(cfg, notes),
+        processes,
+        count=lambda job: len(job[2]),
+        total=sum(len(j[2]) for j in jobs),
+        progress=progress,
+    )
+    moments = done.setdefault("train_moments", [0, 0.0, 0.0, np.inf, -np.inf])
+    for (path, row, voices), (chunk_feats, chunk_moments) in zip(jobs, results):
+        split = Path(path).name.split(".")[0]
+        feats = arrays[split][1]
+        if split == "train":
+            moments[:3] = [a + b for a, b in zip(moments[:3], chunk_moments[:3])]
+            moments[3:] = [min(moments[3], chunk_moments[3]), max(moments[4], chunk_moments[4])]
+        feats[row : row + len(voices)] = chunk_feats
+        feats.flush()
+        done[split] = row + len(voices)
+        _write_json(out / "progress.json", done)
+    for split, (spec, feats) in arrays.items():
+        done[split] = len(spec)
+        labels = labels_from_features(np.asarray(feats)) if len(spec) else np.zeros((0, 3), bool)
+        _save(out / f"{split}.labels.npy", labels)
+    _write_json(out / "progress.json", done)
+    del arrays
+    summary = _stats(out, moments)
+    _write_json(out / "stats.json", summary)
+    return summary
+
+
+def _splits(db) -> dict[int, str]:
+    con = presets.connect(db)
+    out = dict(con.execute("SELECT id, split FROM voices"))
+    con.close()
+    return out
+
+
+def _check_or_write_header(out: Path, cfg: Config, header: dict) -> None:
+    path = out / "config.yaml"
+    text = cfg.to_yaml() + yaml.safe_dump({"dataset": header}, sort_keys=False)
+    if path.exists():
+        if path.read_text() != text:
+            raise ValueError(
+                f"{out}: holds a dataset built with other settings; use another --out or delete it"
+            )
+        return
+    for stale in out.glob("*.npy"):  # files of an earlier, unfinished build of nothing
+        stale.unlink()
+    (out / "progress.json").unlink(missing_ok=True)
+    write_atomic(path, text.encode())
+
+
+def _read_progress(out: Path) -> dict:
+    path = out / "progress.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _open_array(path: Path, shape: tuple, dtype, done: int) -> np.memmap:
+    if done and path.exists():
+        arr = np.load(path, mmap_mode="r+")
+        if arr.shape == shape and arr.dtype == dtype:
+            return arr
+    return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+
+
+def _save(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        np.save(f, array)
+    os.replace(tmp, path)
+
+
+def _stats(out: Path, moments: list) -> dict:
+    """dB statistics over the train split, and counts per split and label.
+
+    Args:
+        moments: [count, sum, sum of squares, min, max] of the train split's dB values.
+    """
+    n, total, total2, lo, hi = moments
+    if n == 0:
+        raise ValueError(f"{out}: the train split is empty; use a larger --limit")
+    mean = total / n
+    counts, labels = {}, {}
+    for split in presets.SPLITS:
+        lab = np.load(out / f"{split}.labels.npy")
+        counts[split] = len(lab)
+        labels[split] = {name: int(lab[:, k].sum()) for k, name in enumerate(LABELS)}
+        labels[split]["none"] = int((~lab.any(axis=1)).sum())
+    return {
+        "mean_db": mean,
+        "std_db": float(np.sqrt(max(total2 / n - mean**2, 0.0))),
+        "min_db": lo,
+        "max_db": hi,
+        "splits": counts,
+        "labels": labels,
+    }
+
+
+@dataclass
+class DatasetInfo:
+    path: Path
+    config: Config
+    notes: str
+    stats: dict
+
+
+def open_dataset(path: str | os.PathLike) -> DatasetInfo:
+    """A finished dataset folder's config and stats; a one-line error if it is not one."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load((path / "config.yaml").read_text())
+        stats = json.loads((path / "stats.json").read_text())
+    except FileNotFoundError:
+        raise ValueError(
+            f"{path}: not a finished dataset (run `companion dataset build`)"
+        ) from None
+    return DatasetInfo(path, Config.from_dict(data), data["dataset"]["notes"], stats)
+
+
+class SpectrogramDataset(torch.utils.data.Dataset):
+    """One split of a dataset folder, memory-mapped.
+
+    An item is a dict:
+        spec: (notes, n_mels, frames) float32, normalised (dB - mean) / std of the train split;
+        values: (145,) int64 voice parameters; id: database id; labels: (3,) bool;
+        params: (D,) float32 encoded preset and mask: (D,) bool loss mask, when an encoding
+        is given.
+    """
+
+    def __init__(self, path: str | os.PathLike, split: str = "train", encoding: str | None = None):
+        self.info = open_dataset(path)
+        base = self.info.path
+        self.spec = np.load(base / f"{split}.spec.npy", mmap_mode="r")
+        self.values = np.load(base / f"{split}.voices.npy").astype(np.int64)
+        self.ids = np.load(base / f"{split}.ids.npy")
+        self.labels = np.load(base / f"{split}.labels.npy")
+        self.mean, self.std = self.info.stats["mean_db"], self.info.stats["std_db"]
+        self.rep = representation(encoding) if encoding else None
+        if self.rep is not None:
+            self.params = self.rep.encode(self.values)
+            self.mask = self.rep.loss_mask(self.values)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> dict:
+        spec = (np.asarray(self.spec[i], dtype=np.float32) - self.mean) / self.std
+        item = {
+            "spec": torch.from_numpy(spec),
+            "values": torch.from_numpy(self.values[i]),
+            "id": int(self.ids[i]),
+            "labels": torch.from_numpy(self.labels[i]),
+        }
+        if self.rep is not None:
+            item["params"] = torch.from_numpy(self.params[i])
+            item["mask"] = torch.from_numpy(self.mask[i])
+        return item

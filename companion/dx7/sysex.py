@@ -1,0 +1,268 @@
+"""DX7 sysex files: tolerant reading of whatever the cartridge collections hold, strict writing.
+
+What dexed-py already does is used: ``Patch.to_packed`` packs a voice for a 32-voice bank.
+What it lacks is written here: ``Patch.load_bank`` reads only a 4104-byte bulk dump or a raw
+4096-byte payload, normalises corrupt bytes silently (so a corrupt voice cannot be told from a
+good one) and does not read single-voice dumps, files holding several messages, or the
+``F0 43 0n 09 10 00`` header variant; ``Patch.to_sysex`` is the engine's 156-byte layout, not a
+framed MIDI message; ``Patch.save_to_bank`` writes only exactly 32 voices, in place.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .voice import N_PARAMS, NAME_LENGTH, Voice, out_of_range
+
+BANK_SIZE = 32
+PACKED_VOICE = 128
+BANK_PAYLOAD = BANK_SIZE * PACKED_VOICE  # 4096
+VCED_SIZE = 155
+BANK_MESSAGE = 6 + BANK_PAYLOAD + 2  # 4104
+SINGLE_MESSAGE = 6 + VCED_SIZE + 2  # 163
+SYSEX_START, SYSEX_END, YAMAHA = 0xF0, 0xF7, 0x43
+
+
+def checksum(payload: bytes) -> int:
+    """DX7 checksum: the low 7 bits of the two's complement of the payload's sum."""
+    return (-sum(payload)) & 0x7F
+
+
+def unpack_packed(packed) -> tuple[np.ndarray, list[str]]:
+    """Unpack 32-voice bank records into VCED-ordered parameter values, corrupt ones included.
+
+    Bits the format leaves unused in a shared byte are ignored, as the DX7 and Dexed do; a
+    field's own bits are kept as they are, so an out-of-range value stays visible to
+    ``out_of_range`` instead of being clamped.
+
+    Args:
+        packed: (N, 128) uint8 array, or bytes of length N * 128.
+
+    Returns:
+        values: (N, 145) int64, VCED order, possibly out of range.
+        names: N strings of 10 characters (7-bit).
+    """
+    p = (
+        np.frombuffer(bytes(packed), dtype=np.uint8)
+        if isinstance(packed, bytes | bytearray)
+        else np.asarray(packed, dtype=np.uint8)
+    )
+    p = p.reshape(-1, PACKED_VOICE).astype(np.int64)
+    n = len(p)
+    out = np.zeros((n, N_PARAMS), dtype=np.int64)
+    for block in range(6):  # storage order: OP6 first, in both formats
+        src, dst = p[:, block * 17 : (block + 1) * 17], out[:, block * 21 : (block + 1) * 21]
+        dst[:, 0:11] = src[:, 0:11]  # EG rates, EG levels, breakpoint, left/right depth
+        dst[:, 11] = src[:, 11] & 0x03  # left curve
+        dst[:, 12] = (src[:, 11] >> 2) & 0x03  # right curve
+        dst[:, 13] = src[:, 12] & 0x07  # rate scaling
+        dst[:, 20] = (src[:, 12] >> 3) & 0x0F  # detune (shares the byte with rate scaling)
+        dst[:, 14] = src[:, 13] & 0x03  # amp-mod sensitivity
+        dst[:, 15] = (src[:, 13] >> 2) & 0x07  # key-velocity sensitivity
+        dst[:, 16] = src[:, 14]  # output level
+        dst[:, 17] = src[:, 15] & 0x01  # oscillator mode
+        dst[:, 18] = (src[:, 15] >> 1) & 0x1F  # coarse
+        dst[:, 19] = src[:, 16]  # fine
+    out[:, 126:134] = p[:, 102:110]  # pitch EG rates and levels
+    out[:, 134] = p[:, 110] & 0x1F  # algorithm
+    out[:, 135] = p[:, 111] & 0x07  # feedback
+    out[:, 136] = (p[:, 111] >> 3) & 0x01  # osc key sync
+    out[:, 137:141] = p[:, 112:116]  # LFO speed, delay, PMD, AMD
+    out[:, 141] = p[:, 116] & 0x01  # LFO sync
+    out[:, 142] = (p[:, 116] >> 1) & 0x07  # LFO wave
+    out[:, 143] = (p[:, 116] >> 4) & 0x07  # pitch-mod sensitivity
+    out[:, 144] = p[:, 117]  # transpose
+    names = [bytes(row & 0x7F).decode("ascii") for row in p[:, 118:128].astype(np.uint8)]
+    return out, names
+
+
+def pack_voice(voice: Voice) -> bytes:
+    """The 128-byte bank record of a voice (dexed-py's packing)."""
+    return voice.to_patch().to_packed()
+
+
+def _frame(header: bytes, payload: bytes) -> bytes:
+    return header + payload + bytes([checksum(payload), SYSEX_END])
+
+
+def single_voice_message(voice: Voice, channel: int = 0) -> bytes:
+    """A 163-byte single-voice dump (format 0) that Dexed and a hardware DX7 load."""
+    return _frame(bytes([SYSEX_START, YAMAHA, channel & 0x0F, 0x00, 0x01, 0x1B]), voice.vced())
+
+
+def bank_message(voices: list[Voice], channel: int = 0) -> bytes:
+    """A 4104-byte 32-voice bulk dump (format 9).
+
+    Args:
+        voices: exactly 32 voices.
+    """
+    if len(voices) != BANK_SIZE:
+        raise ValueError(f"a DX7 bank holds {BANK_SIZE} voices, got {len(voices)}")
+    payload = b"".join(pack_voice(v) for v in voices)
+    return _frame(bytes([SYSEX_START, YAMAHA, channel & 0x0F, 0x09, 0x20, 0x00]), payload)
+
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    """Write bytes through a temporary file in the same folder, then rename: never half-written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+@dataclass
+class Skipped:
+    """A voice that was read but not accepted."""
+
+    file: str
+    index: int
+    reason: str
+    param: str | None = None
+    value: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.file}: voice {self.index}: {self.reason}"
+
+
+@dataclass
+class SyxContents:
+    """What one .syx file held.
+
+    Attributes:
+        voices: (position in the file, voice) for every valid voice, in file order.
+        skipped: corrupt voices, with the first out-of-range parameter.
+        warnings: readable oddities (bad or missing checksum, ignored messages, extra bytes).
+        error: set when the file holds no DX7 voice data at all.
+    """
+
+    file: str
+    voices: list[tuple[int, Voice]] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def _accept(out: SyxContents, values: np.ndarray, names: list[str]) -> None:
+    for row, name in zip(values, names):
+        index = len(out.voices) + len(out.skipped)
+        problems = out_of_range(row)
+        if problems:
+            first = problems[0]
+            reason = "out of range: " + ", ".join(map(str, problems[:3]))
+            reason += f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
+            out.skipped.append(Skipped(out.file, index, reason, first.param, first.value))
+        else:
+            out.voices.append((index, Voice(bytes(row.astype(np.uint8)), name)))
+
+
+def _check(out: SyxContents, what: str, payload: bytes, stored: int | None) -> None:
+    if stored is None or stored == SYSEX_END:
+        out.warnings.append(f"{what}: checksum missing")
+    elif stored != checksum(payload):
+        out.warnings.append(
+            f"{what}: checksum 0x{stored:02X}, computed 0x{checksum(payload):02X} (voices kept)"
+        )
+
+
+def parse_syx(data: bytes, file: str = "<bytes>") -> SyxContents:
+    """Every DX7 voice in a file's bytes, never raising on bad data.
+
+    Reads 32-voice bulk dumps (header ``F0 43 0n 09 20 00``, or the ``09 10 00`` variant),
+    single-voice dumps (``F0 43 0n 00 01 1B``), any number of them in one file between other
+    sysex messages (which are skipped with a warning), and headerless 4096-byte banks.
+
+    Args:
+        data: the file's bytes.
+        file: the name used in messages.
+    """
+    out = SyxContents(file)
+    if not data:
+        out.error = f"{file}: empty file"
+        return out
+    start = data.find(SYSEX_START)
+    if start != 0 and len(data) >= BANK_PAYLOAD and (start < 0 or start >= BANK_PAYLOAD):
+        # Headerless bank: a raw 4096-byte payload, as cartridge rips often are.
+        values, names = unpack_packed(data[:BANK_PAYLOAD])
+        _accept(out, values, names)
+        if len(data) > BANK_PAYLOAD:
+            out.warnings.append(f"headerless bank: {len(data) - BANK_PAYLOAD} extra bytes ignored")
+        return out
+    pos, found = 0, False
+    while True:
+        start = data.find(SYSEX_START, pos)
+        if start < 0:
+            break
+        if start > pos:
+            out.warnings.append(f"{start - pos} bytes outside sysex messages ignored at {pos}")
+        head = data[start : start + 6]
+        is_yamaha = len(head) == 6 and head[1] == YAMAHA and head[2] < 0x10
+        if is_yamaha and head[3] == 0x09 and head[4:6] in (b"\x20\x00", b"\x10\x00"):
+            size, what = BANK_PAYLOAD, f"bank at byte {start}"
+        elif is_yamaha and head[3:6] == b"\x00\x01\x1b":
+            size, what = VCED_SIZE, f"single voice at byte {start}"
+        else:
+            end = data.find(SYSEX_END, start + 1)
+            stop = len(data) if end < 0 else end + 1
+            out.warnings.append(
+                f"non-DX7-voice sysex message ({stop - start} bytes) at byte {start}"
+            )
+            pos = stop
+            continue
+        payload = data[start + 6 : start + 6 + size]
+        if len(payload) < size:
+            out.warnings.append(f"{what}: truncated ({len(payload)} of {size} data bytes)")
+            break
+        tail = data[start + 6 + size : start + 6 + size + 2]
+        _check(out, what, payload, tail[0] if tail else None)
+        found = True
+        if size == BANK_PAYLOAD:
+            values, names = unpack_packed(payload)
+        else:
+            values = np.frombuffer(payload[:N_PARAMS], dtype=np.uint8).astype(np.int64)[None]
+            names = [bytes(b & 0x7F for b in payload[N_PARAMS : N_PARAMS + NAME_LENGTH]).decode()]
+        _accept(out, values, names)
+        pos = start + 6 + size
+        pos += 1 if tail[:1] == bytes([SYSEX_END]) else len(tail[:2])
+    if not found and not out.voices:
+        reason = "; ".join(out.warnings[:2]) if out.warnings else f"{len(data)} bytes, no sysex"
+        out.error = f"{file}: no DX7 voice data ({reason})"
+    return out
+
+
+def read_syx(path: str | os.PathLike, name: str | None = None) -> SyxContents:
+    """``parse_syx`` on a file; an unreadable file is reported in ``error``, not raised."""
+    label = name or str(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        return SyxContents(label, error=f"{label}: cannot read ({e.strerror or e})")
+    return parse_syx(data, label)
+
+
+def read_voices(path: str | os.PathLike) -> list[Voice]:
+    """The valid voices of one file, for users: raises ValueError with a one-line reason when
+    it holds none."""
+    contents = read_syx(path)
+    if contents.error:
+        raise ValueError(contents.error)
+    if not contents.voices:
+        reason = contents.skipped[0].reason if contents.skipped else "no voices"
+        raise ValueError(f"{path}: no valid DX7 voice ({reason})")
+    return [v for _, v in contents.voices]

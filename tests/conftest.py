@@ -1,0 +1,113 @@
+"""Fixtures: voices and cartridge folders made by the project's own writer, and the shared
+library when COMPANION_CARTRIDGES is set (CI sets it; there the library tests must not skip)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from companion import presets
+from companion.dx7.sysex import bank_message, single_voice_message
+from companion.dx7.voice import INIT_VOICE, PARAM_MAX, Voice
+
+
+def random_voice(rng: np.random.Generator, name: str = "RANDOM") -> Voice:
+    """A valid voice with every parameter drawn uniformly in its range."""
+    return Voice.from_values(rng.integers(0, PARAM_MAX + 1), name)
+
+
+def make_fixture_voices(n: int = 40, seed: int = 0) -> list[Voice]:
+    """INIT VOICE, the all-minimum and all-maximum voices, and random valid voices."""
+    rng = np.random.default_rng(seed)
+    voices = [
+        INIT_VOICE,
+        Voice.from_values(np.zeros(145, int), "ALL MIN"),
+        Voice.from_values(PARAM_MAX, "ALL MAX"),
+    ]
+    voices += [random_voice(rng, f"RND {i:03d}") for i in range(n - len(voices))]
+    return voices
+
+
+FIXTURE_VOICES = make_fixture_voices()
+
+
+@pytest.fixture(scope="session")
+def fixture_voices() -> list[Voice]:
+    return FIXTURE_VOICES
+
+
+def write_cartridges(root: Path, seed: int = 1) -> dict:
+    """A small cartridge folder holding every kind of file the library has.
+
+    Returns what a reader should find: unique voice count, readable and skipped counts.
+    """
+    rng = np.random.default_rng(seed)
+    bank_a = [random_voice(rng, f"A {i:02d}") for i in range(32)]
+    bank_b = bank_a[:8] + [random_voice(rng, f"B {i:02d}") for i in range(24)]  # 8 duplicates
+    bank_b[:8] = [Voice(v.params, f"RENAMED {i}") for i, v in enumerate(bank_b[:8])]
+    brass = [random_voice(rng, f"BRASS {i:02d}") for i in range(32)]
+    (root / "!Instruments" / "Brass").mkdir(parents=True)
+    (root / "Author").mkdir()
+    (root / "Author" / "bank_a.syx").write_bytes(bank_message(bank_a))
+    (root / "Author" / "BANK_B.SYX").write_bytes(bank_message(bank_b))
+    (root / "!Instruments" / "Brass" / "brass.syx").write_bytes(bank_message(brass))
+    single = random_voice(rng, "SINGLE")
+    (root / "single.syx").write_bytes(single_voice_message(single))
+    # headerless 4096-byte bank of the brass voices under other names: all duplicates
+    (root / "headerless.syx").write_bytes(bank_message(brass)[6:-2])
+    corrupt = bytearray(bank_message([random_voice(rng, f"C {i:02d}") for i in range(32)]))
+    corrupt[6 + 3 * 128 + 0] = 120  # voice 3: OP6 EG rate 1 out of range
+    (root / "corrupt.syx").write_bytes(bytes(corrupt))
+    (root / "garbage.syx").write_bytes(rng.integers(0, 128, 300, dtype=np.uint8).tobytes())
+    (root / "empty.syx").write_bytes(b"")
+    (root / "notes.txt").write_text("not a cartridge")
+    return {
+        "unique": 32 + 24 + 32 + 1 + 31,
+        "readable": 32 * 4 + 1 + 31,
+        "skipped": 1,
+        "files": 8,
+        "files_without_voices": 2,
+        "brass": brass,
+        "bank_a": bank_a,
+    }
+
+
+@pytest.fixture(scope="session")
+def cartridges(tmp_path_factory) -> tuple[Path, dict]:
+    root = tmp_path_factory.mktemp("cartridges")
+    return root, write_cartridges(root)
+
+
+@pytest.fixture(scope="session")
+def fixture_db(cartridges, tmp_path_factory) -> Path:
+    db = tmp_path_factory.mktemp("db") / "presets.sqlite"
+    presets.build(cartridges[0], db, progress=False)
+    return db
+
+
+def library_dir() -> Path | None:
+    path = os.environ.get("COMPANION_CARTRIDGES")
+    return Path(path) if path else None
+
+
+@pytest.fixture(scope="session")
+def library() -> Path:
+    """The shared cartridge library; skipped without COMPANION_CARTRIDGES, except in CI."""
+    path = library_dir()
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must set COMPANION_CARTRIDGES: the library tests may not skip there")
+        pytest.skip("set COMPANION_CARTRIDGES to run the whole-library tests")
+    if not path.is_dir():
+        pytest.fail(f"COMPANION_CARTRIDGES={path} is not a folder")
+    return path
+
+
+@pytest.fixture(scope="session")
+def library_db(library, tmp_path_factory) -> Path:
+    db = tmp_path_factory.mktemp("library") / "presets.sqlite"
+    presets.build(library, db, progress=False)
+    return db

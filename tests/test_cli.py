@@ -1,0 +1,108 @@
+"""The command line as a user types it: outputs, and one-line errors with a non-zero status."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from companion.dx7.sysex import read_voices
+
+
+def run(*args, check=True):
+    proc = subprocess.run(
+        [sys.executable, "-m", "companion", *map(str, args)], capture_output=True, text=True
+    )
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_presets_build_info_export(cartridges, tmp_path):
+    db = tmp_path / "p.sqlite"
+    out = run("presets", "build", "--cartridges", cartridges[0], "--db", db)
+    assert "120 unique voices" in out.stdout
+    info = json.loads(run("presets", "info", "--db", db, "--json").stdout)
+    assert info["unique_voices"] == 120 and info["readable_voices"] == 160
+    assert info["skipped_voices"] == 1 and set(info["splits"]) == {"train", "valid", "test"}
+    assert "unique voices   120" in run("presets", "info", "--db", db).stdout
+    run(
+        "presets",
+        "export",
+        "--db",
+        db,
+        "--split",
+        "train",
+        "--limit",
+        "3",
+        "-o",
+        tmp_path / "t.syx",
+    )
+    assert len(read_voices(tmp_path / "t.syx")) == 32
+    run("presets", "export", "--db", db, "--ids", "1", "2", "-o", tmp_path / "ids.syx")
+    assert [v.display_name for v in read_voices(tmp_path / "ids.syx")[:2]] == [
+        "BRASS 00",
+        "BRASS 01",
+    ]
+
+
+def test_dataset_build(fixture_db, tmp_path):
+    out = run(
+        "dataset",
+        "build",
+        "--db",
+        fixture_db,
+        "--config",
+        "smoke",
+        "--out",
+        tmp_path / "ds",
+        "--limit",
+        "20",
+    )
+    summary = json.loads(out.stdout)
+    assert sum(summary["splits"].values()) == 20 and summary["min_db"] == -120
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (
+            ["presets", "info", "--db", "missing.sqlite"],
+            "missing.sqlite: preset database not found",
+        ),
+        (
+            ["presets", "build", "--cartridges", "nowhere", "--db", "x.sqlite"],
+            "nowhere: cartridge folder not found",
+        ),
+        (
+            ["dataset", "build", "--db", "missing.sqlite", "--out", "ds", "--config", "smoke"],
+            "preset database not found",
+        ),
+        (
+            ["dataset", "build", "--db", "missing.sqlite", "--out", "ds", "--config", "giant"],
+            "unknown config 'giant'",
+        ),
+    ],
+)
+def test_errors_are_one_line(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    proc = run(*args, check=False)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and message in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) in ([], ["ds"])
+
+
+def test_export_unknown_id(fixture_db, tmp_path):
+    proc = run(
+        "presets",
+        "export",
+        "--db",
+        fixture_db,
+        "--ids",
+        "99999",
+        "-o",
+        tmp_path / "x.syx",
+        check=False,
+    )
+    assert proc.returncode == 1 and "no voice with id 99999" in proc.stderr
+    assert not (tmp_path / "x.syx").exists()
