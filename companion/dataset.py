@@ -15,6 +15,7 @@ Layout of a dataset folder::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ import yaml
 
 from . import presets
 from .audio import MelSpectrogram
-from .config import NOTE_LAYOUTS, Config, get_config
+from .config import NOTE_LAYOUTS, AudioConfig, Config, get_config
 from .dx7.params import representation
 from .dx7.sysex import write_atomic
 from .dx7.voice import Voice
@@ -190,7 +191,8 @@ def _splits(db) -> dict[int, str]:
 
 def _check_or_write_header(out: Path, cfg: Config, header: dict) -> None:
     path = out / "config.yaml"
-    text = cfg.to_yaml() + yaml.safe_dump({"dataset": header}, sort_keys=False)
+    audio = {"config": cfg.name, "audio": dataclasses.asdict(cfg.audio)}
+    text = yaml.safe_dump({**audio, "dataset": header}, sort_keys=False)
     if path.exists():
         if path.read_text() != text:
             raise ValueError(
@@ -251,10 +253,14 @@ def _stats(out: Path, moments: list) -> dict:
 
 @dataclass
 class DatasetInfo:
+    """A finished dataset folder: where, which config and audio settings, which notes."""
+
     path: Path
-    config: Config
+    config: str
+    audio: AudioConfig
     notes: str
     stats: dict
+    header: dict
 
 
 def open_dataset(path: str | os.PathLike) -> DatasetInfo:
@@ -267,7 +273,14 @@ def open_dataset(path: str | os.PathLike) -> DatasetInfo:
         raise ValueError(
             f"{path}: not a finished dataset (run `companion dataset build`)"
         ) from None
-    return DatasetInfo(path, Config.from_dict(data), data["dataset"]["notes"], stats)
+    return DatasetInfo(
+        path,
+        data["config"],
+        AudioConfig(**data["audio"]),
+        data["dataset"]["notes"],
+        stats,
+        data["dataset"],
+    )
 
 
 class SpectrogramDataset(torch.utils.data.Dataset):

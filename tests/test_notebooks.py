@@ -11,7 +11,7 @@ NOTEBOOKS = sorted(Path(__file__).parents[1].glob("notebooks/[0-9][0-9]_*.ipynb"
 
 
 def test_there_are_notebooks():
-    assert [p.stem for p in NOTEBOOKS][:1] == ["01_dataset"]
+    assert [p.stem for p in NOTEBOOKS][:2] == ["01_dataset", "02_train"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -24,21 +24,19 @@ def test_pair_in_sync(path):
     )
 
 
-def test_dataset_notebook_runs(cartridges, tmp_path):
-    out = tmp_path / "01.ipynb"
-    papermill.execute_notebook(
-        str(NOTEBOOKS[0]),
-        str(out),
-        cwd=str(NOTEBOOKS[0].parent),
-        progress_bar=False,
-        parameters={
-            "cartridges": str(cartridges[0]),
-            "data_dir": str(tmp_path / "data"),
-            "config": "smoke",
-            "limit": 40,
-            "notes": "six",
-        },
-    )
-    text = json.dumps(json.loads(out.read_text())["cells"])
+def run_notebook(path: Path, out: Path, **parameters) -> str:
+    papermill.execute_notebook(str(path), str(out), cwd=str(path.parent), progress_bar=False,
+                               parameters=parameters)  # fmt: skip
+    return json.dumps(json.loads(out.read_text())["cells"])
+
+
+def test_notebooks_run_in_order(cartridges, tmp_path):
+    common = {"cartridges": str(cartridges[0]), "data_dir": str(tmp_path / "data"),
+              "config": "smoke", "limit": 40, "notes": "six"}  # fmt: skip
+    text = run_notebook(NOTEBOOKS[0], tmp_path / "01.ipynb", **common)
     assert "unique_voices          120" in text and "image/png" in text
     assert (tmp_path / "data" / "dataset-smoke-six-40" / "stats.json").exists()
+    text = run_notebook(NOTEBOOKS[1], tmp_path / "02.ipynb", **common, epochs=2,
+                        representation="numcat")  # fmt: skip
+    assert "2 epochs" in text and "image/png" in text
+    assert (tmp_path / "data" / "runs" / "smoke-six-numcat" / "model.yaml").exists()

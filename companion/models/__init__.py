@@ -1,0 +1,1 @@
+"""The paper's networks: spectrogram encoder and decoder, RealNVP flows, preset regression."""
