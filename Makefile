@@ -19,12 +19,18 @@ $(BIN)/.installed: pyproject.toml
 
 setup: $(BIN)/.installed
 
-# The main job (for now): the preset database and a small dataset from a cartridge folder.
+# The main job: a sound in, a DX7 voice out. INPUT=your.wav programs your own sound; without it
+# a voice of the test split (never seen in training) is rendered and used as the sound.
+INPUT ?=
 demo: setup
-	@test -n "$(CARTRIDGES)" || { echo "make demo: set CARTRIDGES=DIR (a folder of DX7 .syx files)"; exit 1; }
-	$(BIN)/companion presets build --cartridges "$(CARTRIDGES)" --db $(DATA)/presets.sqlite
-	$(BIN)/companion presets info --db $(DATA)/presets.sqlite
-	$(BIN)/companion dataset build --db $(DATA)/presets.sqlite --config small --limit $(LIMIT) --out $(DATA)/dataset-small-$(LIMIT)
+	@mkdir -p $(DATA)/demo
+	@if [ -z "$(INPUT)" ]; then \
+	  test -n "$(CARTRIDGES)" || { echo "make demo: set INPUT=sound.wav, or CARTRIDGES=DIR (DX7 .syx files)"; exit 1; }; \
+	  $(BIN)/companion presets build --cartridges "$(CARTRIDGES)" --db $(DATA)/presets.sqlite && \
+	  $(BIN)/companion presets export --db $(DATA)/presets.sqlite --split test --limit 1 -o $(DATA)/demo/original.syx && \
+	  $(BIN)/companion render $(DATA)/demo/original.syx -o $(DATA)/demo/sound.wav; \
+	fi
+	$(BIN)/companion program $(if $(INPUT),"$(INPUT)",$(DATA)/demo/sound.wav) --out-dir $(DATA)/demo/out --wav --png
 
 test: setup
 	$(BIN)/ruff check companion tests bench notebooks/*.py
@@ -46,8 +52,10 @@ reproduce: setup
 	done
 
 bench: setup
-	@test -f $(DATA)/presets.sqlite || $(MAKE) --no-print-directory demo LIMIT=64
+	@test -f $(DATA)/presets.sqlite || $(BIN)/companion presets build --cartridges "$(CARTRIDGES)" --db $(DATA)/presets.sqlite
 	$(BIN)/python bench/dataset_build.py --db $(DATA)/presets.sqlite --voices 1000 --config paper
+	$(BIN)/python bench/train_throughput.py --configs paper small
+	$(BIN)/python bench/program_time.py --db $(DATA)/presets.sqlite
 
 clean-data:
 	rm -rf $(DATA) build

@@ -36,6 +36,8 @@ def load_audio(path: str | Path, cfg: AudioConfig = AudioConfig()) -> np.ndarray
         AudioError: unreadable, empty, silent, or holding NaN / infinite samples.
     """
     path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: no such file")
     try:
         data, rate = sf.read(path, dtype="float32", always_2d=True)
     except Exception as e:  # soundfile raises several types; the reason is what matters

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 
 
 def _presets_build(args) -> None:
@@ -64,6 +66,62 @@ def _dataset_build(args) -> None:
     print(json.dumps({"dataset": args.out, **summary}, indent=1))
 
 
+def _train(args) -> None:
+    from . import train
+
+    last = train.train(args.config, args.data, args.out, encoding=args.representation,
+                       notes=args.notes, epochs=args.epochs, resume=args.resume,
+                       device=args.device, regression=args.regression)  # fmt: skip
+    print(json.dumps({"run": args.out, **last}, indent=1))
+
+
+def _program(args) -> None:
+    from . import program
+
+    results = program.program(args.inputs, args.out_dir, model=args.model, note=args.note,
+                              velocity=args.velocity, candidates=args.candidates,
+                              tune=not args.no_tune, wav=args.wav, png=args.png)  # fmt: skip
+    failed = [r for r in results if r.error]
+    for r in results:
+        if r.error:
+            print(f"companion: error: {r.error}", file=sys.stderr)
+            continue
+        tuned = " (retuned)" if r.tuned else ""
+        print(
+            f"{r.input} -> {', '.join(map(str, r.outputs))}: '{r.voice.display_name}', "
+            f"log-mel distance {r.distance_db:.2f} dB (network alone "
+            f"{r.network_distance_db:.2f}), pitch error {r.pitch_error_cents:+.0f} cents{tuned}"
+        )
+    if failed:
+        raise SystemExit(1)
+
+
+def _render(args) -> None:
+    import soundfile as sf
+
+    from .dx7.sysex import read_voices
+    from .synth import Renderer
+
+    voices = read_voices(args.syx)
+    if not 0 <= args.index < len(voices):
+        raise ValueError(f"{args.syx}: holds {len(voices)} voices; --index {args.index} is not one")
+    voice = voices[args.index]
+    audio = Renderer().render(voice, args.note, args.velocity)
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp{out.suffix}")
+    sf.write(tmp, audio, 22050)
+    os.replace(tmp, out)
+    print(f"{out}: '{voice.display_name}' at note {args.note}, velocity {args.velocity}, 4 s")
+
+
+def _ship(args) -> None:
+    from . import modelcard
+
+    out = modelcard.ship(args.run, args.data, args.out)
+    print(f"wrote {out}/MODEL_CARD.md and the model's weights")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="companion",
@@ -77,11 +135,11 @@ def parser() -> argparse.ArgumentParser:
     b = pre.add_parser("build", help="read a cartridge folder into a database")
     b.add_argument("--cartridges", help="folder of .syx files (default: $COMPANION_CARTRIDGES)")
     b.add_argument("--db", required=True, help="SQLite file to write")
-    b.set_defaults(run=_presets_build)
+    b.set_defaults(func=_presets_build)
     i = pre.add_parser("info", help="counts of a database")
     i.add_argument("--db", required=True)
     i.add_argument("--json", action="store_true", help="print JSON")
-    i.set_defaults(run=_presets_info)
+    i.set_defaults(func=_presets_info)
     e = pre.add_parser("export", help="write voices as 32-voice .syx banks")
     e.add_argument("--db", required=True)
     which = e.add_mutually_exclusive_group(required=True)
@@ -89,7 +147,7 @@ def parser() -> argparse.ArgumentParser:
     which.add_argument("--ids", nargs="+", type=int, metavar="ID")
     e.add_argument("--limit", type=int)
     e.add_argument("-o", "--output", required=True, help="FILE.syx (FILE-001.syx... past 32)")
-    e.set_defaults(run=_presets_export)
+    e.set_defaults(func=_presets_export)
 
     ds = sub.add_parser("dataset", help="the spectrogram dataset").add_subparsers(
         dest="action", required=True
@@ -101,14 +159,60 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--notes", choices=("single", "six"), default="single")
     d.add_argument("--limit", type=int, help="first N voices (0: all; default: the config's)")
     d.add_argument("--processes", type=int, help="worker processes (default: one per core)")
-    d.set_defaults(run=_dataset_build)
+    d.set_defaults(func=_dataset_build)
+
+    t = sub.add_parser("train", help="train a model (torchrun -m companion train: several GPUs)")
+    t.add_argument("--config", required=True, help="smoke, small or paper")
+    t.add_argument("--data", required=True, help="dataset folder (companion dataset build)")
+    t.add_argument("--out", required=True, help="run folder")
+    t.add_argument("--representation", default="numcat++", choices=("numonly", "numcat",
+                   "numcat++"))  # fmt: skip
+    t.add_argument("--notes", choices=("single", "six"), help="checked against the dataset")
+    t.add_argument("--regression", default="flow", choices=("flow", "mlp"))
+    t.add_argument("--epochs", type=int, help="total epochs (default: the config's)")
+    t.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    t.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    t.set_defaults(func=_train)
+
+    g = sub.add_parser("program", help="audio file(s) -> DX7 voice(s) (.syx)")
+    g.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="audio files (wav, flac, ogg, mp3...)"
+    )
+    g.add_argument("--out-dir", required=True)
+    g.add_argument("--model", help="model folder (default: models/default)")
+    g.add_argument("--note", type=int, default=60, help="MIDI note the input plays (default 60)")
+    g.add_argument("--velocity", type=int, default=85, help="its velocity (default 85)")
+    g.add_argument(
+        "--candidates",
+        type=int,
+        default=128,
+        help="voices rendered and compared (default 128; 1: the network's answer)",
+    )
+    g.add_argument("--no-tune", action="store_true", help="do not correct the pitch")
+    g.add_argument("--wav", action="store_true", help="also write the voice rendered, .wav")
+    g.add_argument("--png", action="store_true", help="also write both spectrograms, .png")
+    g.set_defaults(func=_program)
+
+    r = sub.add_parser("render", help="play a voice of a .syx file with the Dexed engine")
+    r.add_argument("syx")
+    r.add_argument("--index", type=int, default=0, help="voice number in the file (from 0)")
+    r.add_argument("--note", type=int, default=60)
+    r.add_argument("--velocity", type=int, default=85)
+    r.add_argument("-o", "--output", required=True, help="audio file (.wav, .flac, ...)")
+    r.set_defaults(func=_render)
+
+    s = sub.add_parser("ship", help="copy a run's model to a folder (models/default) with its card")
+    s.add_argument("--run", required=True)
+    s.add_argument("--data", required=True, help="the dataset it was trained on (for metrics)")
+    s.add_argument("--out", default="models/default")
+    s.set_defaults(func=_ship)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        args.run(args)
+        args.func(args)
     except ValueError as e:  # bad input: one line, no traceback
         print(f"companion: error: {e}", file=sys.stderr)
         return 1

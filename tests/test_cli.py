@@ -46,6 +46,23 @@ def test_presets_build_info_export(cartridges, tmp_path):
     ]
 
 
+def test_render(fixture_db, tmp_path):
+    import soundfile as sf
+
+    run("presets", "export", "--db", fixture_db, "--ids", "3", "4", "-o", tmp_path / "two.syx")
+    out = run(
+        "render", tmp_path / "two.syx", "--index", "1", "--note", "48", "-o", tmp_path / "a.flac"
+    )
+    assert "BRASS 03" in out.stdout
+    audio, rate = sf.read(tmp_path / "a.flac")
+    assert rate == 22050 and audio.shape == (88200,)
+    bad = run(
+        "render", tmp_path / "two.syx", "--index", "40", "-o", tmp_path / "b.wav", check=False
+    )
+    assert bad.returncode == 1 and "holds 32 voices" in bad.stderr
+    assert not (tmp_path / "b.wav").exists()
+
+
 def test_dataset_build(fixture_db, tmp_path):
     out = run(
         "dataset",

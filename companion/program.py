@@ -1,0 +1,247 @@
+"""Audio -> DX7 voice: the network's answer, candidates judged by the real engine, and tuning.
+
+For every input: load it (any format soundfile reads) as the model hears it, let the network
+propose a preset, add candidates sampled around its latent point (and, with a library, the
+nearest library voices in latent space), render every candidate with the Dexed engine at the
+input's note and velocity, keep the one whose spectrogram is closest to the input's, then
+retune it when its pitch is off by more than 20 cents.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import librosa
+import numpy as np
+import torch
+
+from .audio import AudioError, MelSpectrogram, load_audio
+from .dx7.params import representation
+from .dx7.sysex import single_voice_message, write_atomic
+from .dx7.voice import Voice, param_index
+from .models.vae import load_model
+from .synth import Renderer
+
+DEFAULT_CANDIDATES = 128  # 0.42 s per input on a 2-core CPU (bench/program_time.py)
+LATENT_SPREAD = 0.5  # std of the candidates sampled around the network's latent point
+TUNE_CENTS = 20.0
+HELD = (0.25, 2.75)  # s: where the pitch is measured (the key is held 0..3 s)
+
+
+@dataclass
+class Result:
+    """What ``program`` made of one input."""
+
+    input: Path
+    voice: Voice | None = None
+    distance_db: float = float("nan")  # log-mel MAE between input and result, dB
+    network_distance_db: float = float("nan")  # the same for the network's answer alone
+    pitch_error_cents: float = float("nan")
+    tuned: bool = False
+    outputs: list[Path] = field(default_factory=list)
+    error: str | None = None
+
+
+def voice_name(stem: str) -> str:
+    """A DX7 name (10 printable ASCII characters) from a file name."""
+    name = re.sub(r"[^ -~]", "_", stem)[:10]
+    return name or "COMPANION"
+
+
+def estimate_pitch(audio: np.ndarray, sr: int) -> float:
+    """Fundamental frequency (Hz) of the held part of a note, by YIN (librosa); NaN if the
+    sound has no stable pitch. (pYIN is 50x slower; CREPE needs torchaudio, see DESIGN.md.)"""
+    seg = audio[int(HELD[0] * sr) : int(HELD[1] * sr)]
+    if len(seg) < 4096 or np.sqrt(np.mean(seg**2)) < 1e-4:
+        return float("nan")
+    f0 = librosa.yin(seg, fmin=30.0, fmax=4000.0, sr=sr, frame_length=4096, hop_length=1024)
+    rms = librosa.feature.rms(y=seg, frame_length=4096, hop_length=1024, center=True)[0]
+    f0 = f0[: len(rms)][rms[: len(f0)] > 0.1 * rms.max()]
+    if len(f0) == 0:
+        return float("nan")
+    cents = 1200 * np.log2(f0 / np.median(f0))
+    if np.median(np.abs(cents)) > 50:  # the estimate wanders: no stable pitch
+        return float("nan")
+    return float(np.median(f0))
+
+
+def cents(f: float, ref: float) -> float:
+    return float(1200 * np.log2(f / ref)) if f > 0 and ref > 0 else float("nan")
+
+
+_TRANSPOSE = param_index("transpose")
+
+
+def _fine_and_detune(values: np.ndarray, rest: float) -> tuple[np.ndarray, float]:
+    """Every ratio-mode operator's fine frequency and detune moved by ``rest`` cents as nearly
+    as their steps allow; returns the new values and the worst error left (cents)."""
+    values, worst = values.copy(), 0.0
+    options = np.arange(100)
+    for op in range(1, 7):
+        if values[param_index("osc_mode", op)] == 1:
+            continue
+        fi, di = param_index("fine", op), param_index("detune", op)
+        # the fine step whose ratio (1 + fine / 100) comes closest to the wanted shift
+        shift = 1200 * np.log2((1 + options / 100) / (1 + values[fi] / 100))
+        best = int(options[np.argmin(np.abs(shift - rest))])
+        left = rest - shift[best]
+        # detune: about 1.2 cents a step around middle C (measured with the engine)
+        detune = int(np.clip(values[di] + np.round(left / DETUNE_CENTS), 0, 14))
+        left -= (detune - values[di]) * DETUNE_CENTS
+        values[fi], values[di], worst = best, detune, max(worst, abs(left))
+    return values, worst
+
+
+DETUNE_CENTS = 1.2
+
+
+def retune(voice: Voice, shift_cents: float) -> Voice:
+    """Shift a voice's pitch: transpose for whole semitones, then every ratio-mode operator's
+    fine frequency and detune for the rest (fixed-frequency operators are left alone). Fine
+    only raises a ratio, so a small downward shift becomes a semitone down and fine up."""
+    base = voice.values.astype(np.int64)
+    best, best_err = base, float("inf")
+    for semis in sorted({int(np.floor(shift_cents / 100)), int(np.round(shift_cents / 100))}):
+        values = base.copy()
+        values[_TRANSPOSE] = int(np.clip(base[_TRANSPOSE] + semis, 0, 48))
+        rest = shift_cents - 100 * (values[_TRANSPOSE] - base[_TRANSPOSE])
+        values, err = _fine_and_detune(values, rest)
+        if err < best_err - 1e-9:
+            best, best_err = values, err
+    return Voice.from_values(best, voice.name)
+
+
+class Programmer:
+    """A loaded model with its spectrogram and an engine, ready for many inputs."""
+
+    def __init__(self, model_dir=None, candidates: int = DEFAULT_CANDIDATES, seed: int = 0):
+        self.model, self.meta = load_model(model_dir)
+        if self.model.notes != 1:
+            raise ValueError("this model expects six notes; `program` takes one recording per "
+                             "voice, so use a one-note model")  # fmt: skip
+        self.cfg = self.model.cfg.audio
+        self.mel = MelSpectrogram(self.cfg)
+        self.renderer = Renderer(self.cfg)
+        self.rep = representation(self.meta["encoding"])
+        self.mean, self.std = self.meta["stats"]["mean_db"], self.meta["stats"]["std_db"]
+        if candidates < 1:
+            raise ValueError("--candidates must be at least 1")
+        self.candidates, self.seed = candidates, seed
+
+    def spectrogram(self, audio: np.ndarray) -> torch.Tensor:
+        """(T,) audio -> (n_mels, frames) dB."""
+        with torch.no_grad():
+            return self.mel(torch.from_numpy(audio))
+
+    def propose(self, spec_db: torch.Tensor, name: str) -> list[Voice]:
+        """The network's answer first, then candidates sampled around it in latent space."""
+        x = ((spec_db - self.mean) / self.std)[None, None]
+        with torch.no_grad():
+            mu, _ = self.model.encoder(x)
+            zk = self.model.flow(mu)[0]
+            gen = torch.Generator().manual_seed(self.seed)
+            noise = torch.randn(self.candidates - 1, zk.shape[1], generator=gen)
+            z = torch.cat([zk, zk + LATENT_SPREAD * noise])
+            u = self.model.latent_to_preset(z).numpy()
+        values = self.rep.decode(u)
+        return [Voice.from_values(v, name) for v in values]
+
+    def run(self, path: Path, note: int = 60, velocity: int = 85, tune: bool = True) -> Result:
+        """Program one input; raises AudioError for a file that cannot be used."""
+        result = Result(Path(path))
+        audio = load_audio(path, self.cfg)
+        target = self.spectrogram(audio)
+        voices = self.propose(target, voice_name(Path(path).stem))
+        renders = np.stack([self.renderer.render(v, note, velocity) for v in voices])
+        specs = torch.stack([self.spectrogram(a) for a in renders])
+        dist = (specs - target).abs().mean(dim=(1, 2)).numpy()
+        best = int(np.argmin(dist))
+        result.voice, result.distance_db = voices[best], float(dist[best])
+        result.network_distance_db = float(dist[0])
+        rendered = renders[best]
+        f_in = estimate_pitch(audio, self.cfg.sample_rate)
+        f_out = estimate_pitch(rendered, self.cfg.sample_rate)
+        result.pitch_error_cents = cents(f_out, f_in)
+        if tune and abs(result.pitch_error_cents) > TUNE_CENTS:
+            tuned = retune(result.voice, -result.pitch_error_cents)
+            audio_t = self.renderer.render(tuned, note, velocity)
+            err = cents(estimate_pitch(audio_t, self.cfg.sample_rate), f_in)
+            if abs(err) < abs(result.pitch_error_cents):
+                result.voice, result.pitch_error_cents, result.tuned = tuned, err, True
+                result.distance_db = float((self.spectrogram(audio_t) - target).abs().mean())
+                rendered = audio_t
+        result._audio, result._target, result._render = audio, target, rendered
+        return result
+
+
+def write_outputs(result: Result, out_dir: Path, cfg, wav: bool, png: bool) -> None:
+    """DIR/<stem>.syx, and .wav / .png when asked; each written through a temporary file."""
+    stem = result.input.stem
+    syx = write_atomic(out_dir / f"{stem}.syx", single_voice_message(result.voice))
+    result.outputs.append(syx)
+    if wav:
+        import soundfile as sf
+
+        tmp = out_dir / f".{stem}.wav.tmp"
+        sf.write(tmp, result._render, cfg.sample_rate, format="WAV", subtype="PCM_16")
+        os.replace(tmp, out_dir / f"{stem}.wav")
+        result.outputs.append(out_dir / f"{stem}.wav")
+    if png:
+        result.outputs.append(_png(result, out_dir / f"{stem}.png", cfg))
+
+
+def spectral_convergence(target: np.ndarray, estimate: np.ndarray) -> float:
+    """||S - S_hat||_F / ||S||_F of STFT magnitudes (1024 / 256), as the paper."""
+    s = np.abs(librosa.stft(target, n_fft=1024, hop_length=256))
+    s_hat = np.abs(librosa.stft(estimate, n_fft=1024, hop_length=256))
+    return float(np.linalg.norm(s - s_hat) / max(np.linalg.norm(s), 1e-12))
+
+
+def _png(result: Result, path: Path, cfg) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sc = spectral_convergence(result._audio, result._render)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), sharey=True)
+    result_spec = MelSpectrogram(cfg)(torch.from_numpy(result._render)).numpy()
+    for ax, spec, title in zip(axes, (result._target.numpy(), result_spec),
+                               ("input", f"DX7 voice '{result.voice.display_name}'")):  # fmt: skip
+        ax.imshow(spec, origin="lower", aspect="auto", cmap="magma", vmin=cfg.floor_db)
+        ax.set_title(title)
+        ax.set_xlabel("frame")
+    axes[0].set_ylabel("mel band")
+    fig.suptitle(f"{result.input.name}: spectral convergence {sc:.3f}")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=80)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def program(inputs, out_dir, model=None, note: int = 60, velocity: int = 85,
+            candidates: int = DEFAULT_CANDIDATES, tune: bool = True, wav: bool = False,
+            png: bool = False, progress: bool = True) -> list[Result]:  # fmt: skip
+    """Program every input; a bad input is reported in its Result, the others go on."""
+    if not 0 <= note <= 127 or not 1 <= velocity <= 127:
+        raise ValueError(f"note must be 0..127 and velocity 1..127, got {note} and {velocity}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    prog = Programmer(model, candidates)
+    results = []
+    from tqdm import tqdm
+
+    for path in tqdm([Path(p) for p in inputs], desc="programming", unit="input",
+                     disable=not progress or len(inputs) < 2):  # fmt: skip
+        try:
+            result = prog.run(path, note, velocity, tune)
+            write_outputs(result, out_dir, prog.cfg, wav, png)
+        except AudioError as e:
+            result = Result(path, error=str(e))
+        results.append(result)
+    return results
