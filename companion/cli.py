@@ -115,6 +115,13 @@ def _render(args) -> None:
     print(f"{out}: '{voice.display_name}' at note {args.note}, velocity {args.velocity}, 4 s")
 
 
+def _evaluate(args) -> None:
+    from . import evaluate
+
+    evaluate.evaluate(args.run, args.data, args.out, limit=args.limit or None)
+    print(open(Path(args.out) / "table_main.md").read())
+
+
 def _ship(args) -> None:
     from . import modelcard
 
@@ -200,6 +207,13 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--velocity", type=int, default=85)
     r.add_argument("-o", "--output", required=True, help="audio file (.wav, .flac, ...)")
     r.set_defaults(func=_render)
+
+    v = sub.add_parser("evaluate", help="the paper's table on the test split, with baselines")
+    v.add_argument("--run", nargs="+", default=[], help="run or model folders (one per row)")
+    v.add_argument("--data", required=True, help="dataset folder (its test split is used)")
+    v.add_argument("--out", default="figures", help="where the tables go")
+    v.add_argument("--limit", type=int, default=200, help="first N test voices (0: all)")
+    v.set_defaults(func=_evaluate)
 
     s = sub.add_parser("ship", help="copy a run's model to a folder (models/default) with its card")
     s.add_argument("--run", required=True)

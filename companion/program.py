@@ -151,8 +151,12 @@ class Programmer:
 
     def run(self, path: Path, note: int = 60, velocity: int = 85, tune: bool = True) -> Result:
         """Program one input; raises AudioError for a file that cannot be used."""
+        return self.run_audio(load_audio(path, self.cfg), Path(path), note, velocity, tune)
+
+    def run_audio(self, audio: np.ndarray, path: Path, note: int = 60, velocity: int = 85,
+                  tune: bool = True) -> Result:  # fmt: skip
+        """Program one sound: (cfg.n_samples,) float32 at cfg.sample_rate."""
         result = Result(Path(path))
-        audio = load_audio(path, self.cfg)
         target = self.spectrogram(audio)
         voices = self.propose(target, voice_name(Path(path).stem))
         renders = np.stack([self.renderer.render(v, note, velocity) for v in voices])

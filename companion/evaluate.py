@@ -1,0 +1,176 @@
+"""The paper's tables: inferred presets of the test split, judged by their parameters and by
+the sound of their renders, for every trained model and for baselines on the same voices.
+
+Rows: the paper's models (Num only, NumCat, NumCat++ with one note and with six, the MLP
+regression), "not run" where no run was given; then baselines: the DX7 INIT VOICE, the
+nearest training voice by log-mel distance, the network's answer alone (the first run), and the
+full `program` pipeline (candidates rendered by the engine, then tuning).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from tqdm import tqdm
+
+from .dataset import open_dataset
+from .dx7.params import representation
+from .dx7.sysex import write_atomic
+from .dx7.voice import INIT_VOICE, Voice
+from .labels import LABELS
+from .metrics import audio_metrics, parameter_metrics
+from .models.vae import load_model
+from .program import Programmer
+from .synth import Renderer
+
+PAPER_ROWS = [("numonly", "single", "flow", "Num only"), ("numcat", "single", "flow", "NumCat"),
+              ("numcat++", "single", "flow", "NumCat++"),
+              ("numcat++", "six", "flow", "NumCat++, six notes"),
+              ("numcat++", "single", "mlp", "NumCat++, MLP regression")]  # fmt: skip
+COLUMNS = [("num_mae", "num. MAE"), ("cat_acc", "cat. acc."), ("kv_num_mae", "key/vel MAE"),
+           ("kv_cat_acc", "key/vel acc."), ("sc", "spectral conv."),
+           ("log_stft_mae", "log STFT MAE"), ("mfcc_mae", "MFCC MAE"), ("mss", "multi-scale"),
+           ("pitch_cents", "pitch err. (cents)")]  # fmt: skip
+
+
+def _nearest(info, test_spec: np.ndarray, block: int = 2048) -> np.ndarray:
+    """Index of the nearest train voice of every test voice by L1 log-mel distance, on
+    spectrograms pooled 4 x 4 (the search is over 20k voices)."""
+    train = np.load(info.path / "train.spec.npy", mmap_mode="r")
+    pool = lambda x: F.avg_pool2d(torch.from_numpy(np.asarray(x, np.float32))[:, :1], 4)  # noqa: E731
+    query = pool(test_spec).flatten(1)
+    best = torch.full((len(query),), float("inf"))
+    arg = torch.zeros(len(query), dtype=torch.long)
+    for start in range(0, len(train), block):
+        keys = pool(train[start : start + block]).flatten(1)
+        d = torch.cdist(query, keys, p=1)
+        val, idx = d.min(1)
+        better = val < best
+        best[better], arg[better] = val[better], idx[better] + start
+    return arg.numpy()
+
+
+def evaluate(runs: list[str], data: str, out: str, limit: int | None = 200,
+             progress: bool = True) -> dict:  # fmt: skip
+    """Measure every row on the first ``limit`` test voices; write tables into ``out``."""
+    info = open_dataset(data)
+    values = np.load(info.path / "test.voices.npy").astype(np.int64)[:limit]
+    spec = np.load(info.path / "test.spec.npy", mmap_mode="r")[:limit]
+    labels = np.load(info.path / "test.labels.npy")[:limit]
+    n = len(values)
+    renderer = Renderer(info.audio)
+    originals = np.stack([renderer.render(Voice.from_values(v)) for v in values])
+    preds: dict[str, np.ndarray] = {}
+    sources: dict[str, str] = {}
+    models = [(run, *load_model(run)) for run in runs]
+    for label_row in PAPER_ROWS:
+        preds[label_row[3]] = None
+    for run, model, meta in models:
+        key = (meta["encoding"], meta["notes"] if isinstance(meta["notes"], str) else
+               ("six" if meta["notes"] == 6 else "single"), meta["regression"])  # fmt: skip
+        name = next((r[3] for r in PAPER_ROWS if r[:3] == key), f"{key[0]} {key[1]} {key[2]}")
+        if model.cfg.audio != info.audio:
+            raise ValueError(f"{run}: trained on other spectrograms than {data}")
+        x = torch.from_numpy(np.asarray(spec, np.float32)) - meta["stats"]["mean_db"]
+        x = x / meta["stats"]["std_db"]
+        if model.notes == 1 and x.shape[1] != 1:
+            x = x[:, 3:4]  # (60, 85) of the six notes
+        u = torch.cat([model.infer(x[i : i + 64]) for i in range(0, n, 64)]).numpy()
+        preds[name] = representation(meta["encoding"]).decode(u)
+        sources[name] = f"{run} ({model.cfg.name} config, {meta['epochs']} epochs)"
+    preds["INIT VOICE"] = np.tile(INIT_VOICE.values.astype(np.int64), (n, 1))
+    train_values = np.load(info.path / "train.voices.npy").astype(np.int64)
+    preds["nearest training voice"] = train_values[_nearest(info, spec)]
+    if models:
+        prog = Programmer(runs[0])
+        chosen = []
+        for i in tqdm(range(n), desc="program", disable=not progress):
+            chosen.append(prog.run_audio(originals[i], Path(f"test{i}")).voice.values)
+        preds["program (candidates + tuning)"] = np.stack(chosen).astype(np.int64)
+        sources["program (candidates + tuning)"] = f"{runs[0]}, {prog.candidates} candidates"
+    results = {}
+    for name, pred in preds.items():
+        if pred is None:
+            results[name] = None
+            continue
+        per = parameter_metrics(values, pred)
+        audio = [audio_metrics(originals[i], renderer.render(Voice.from_values(pred[i])))
+                 for i in tqdm(range(n), desc=name[:20], disable=not progress)]  # fmt: skip
+        for key in audio[0]:
+            per[key] = np.array([a[key] for a in audio])
+        results[name] = per
+    summary = _tables(results, labels, sources, info, n, Path(out))
+    return summary
+
+
+def _commit() -> str:
+    """The code's commit, marked "+changes" when the package differs from it."""
+
+    def git(*args: str) -> str:
+        here = Path(__file__).parent
+        proc = subprocess.run(["git", *args], capture_output=True, text=True, check=True, cwd=here)
+        return proc.stdout.strip()
+
+    try:
+        dirty = git("status", "--porcelain", "--", ".")
+        return git("rev-parse", "--short", "HEAD") + ("+changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _fmt(x: float) -> str:
+    return "-" if not np.isfinite(x) else f"{x:.3f}"
+
+
+def _tables(results, labels, sources, info, n, out: Path) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {}
+    lines = [f"Test split, first {n} voices (of {info.stats['splits']['test']}), dataset config "
+             f"{info.config!r} ({info.audio.n_mels} x {info.audio.n_frames}); commit {_commit()}. "
+             "Means (silent originals left out of the audio metrics); pitch error is the "
+             "median over voices with a stable pitch.", ""]  # fmt: skip
+    head = "| row | " + " | ".join(c[1] for c in COLUMNS) + " |"
+    lines += [head, "|" + "---|" * (len(COLUMNS) + 1)]
+    rows_csv = [["row", "label", "statistic", *[c[0] for c in COLUMNS]]]
+    for name, per in results.items():
+        if per is None:
+            lines.append(f"| {name} | " + " | ".join(["not run"] * len(COLUMNS)) + " |")
+            rows_csv.append([name, "all", "not run", *[""] * len(COLUMNS)])
+            continue
+        summary[name] = {}
+        for label_name, sel in [("all", np.ones(n, bool))] + [
+                (lab, labels[:, k]) for k, lab in enumerate(LABELS)]:  # fmt: skip
+            if not sel.any():
+                continue
+            for stat, fn in (("mean", np.nanmean), ("median", np.nanmedian)):
+                vals = {c: float(fn(per[c][sel])) if np.isfinite(per[c][sel]).any() else np.nan
+                        for c, _ in COLUMNS}  # fmt: skip
+                vals["pitch_cents"] = float(np.nanmedian(per["pitch_cents"][sel])) \
+                    if np.isfinite(per["pitch_cents"][sel]).any() else np.nan  # fmt: skip
+                summary[name][f"{label_name}/{stat}"] = vals
+                rows_csv.append([name, label_name, stat, *[vals[c] for c, _ in COLUMNS]])
+        means = summary[name]["all/mean"]
+        lines.append(f"| {name} | " + " | ".join(_fmt(means[c]) for c, _ in COLUMNS) + " |")
+    lines += ["", "Models: " + "; ".join(f"{k}: {v}" for k, v in sources.items()) + "."]
+    md = "\n".join(lines) + "\n"
+    buf = io.StringIO()
+    csv.writer(buf).writerows(rows_csv)
+    tex = ["\\begin{tabular}{l" + "r" * len(COLUMNS) + "}", "\\hline",
+           "row & " + " & ".join(c[1] for c in COLUMNS) + " \\\\", "\\hline"]  # fmt: skip
+    for name, per in results.items():
+        cells = (["not run"] * len(COLUMNS) if per is None else
+                 [_fmt(summary[name]["all/mean"][c]) for c, _ in COLUMNS])  # fmt: skip
+        tex.append(name.replace("&", "\\&") + " & " + " & ".join(cells) + " \\\\")
+    tex += ["\\hline", "\\end{tabular}"]
+    write_atomic(out / "table_main.md", md.encode())
+    write_atomic(out / "table_main.csv", buf.getvalue().encode())
+    write_atomic(out / "table_main.tex", ("\n".join(tex) + "\n").encode())
+    write_atomic(out / "table_main.yaml", yaml.safe_dump(summary, sort_keys=False).encode())
+    return summary

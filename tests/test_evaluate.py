@@ -1,0 +1,57 @@
+"""Metrics and the evaluation tables (smoke scale)."""
+
+import numpy as np
+import pytest
+
+from companion import dataset, evaluate, train
+from companion.dx7.voice import INIT_VOICE, param_index
+from companion.metrics import audio_metrics, parameter_metrics
+from companion.synth import Renderer
+
+from .conftest import FIXTURE_VOICES
+
+
+def test_parameter_metrics():
+    true = np.stack([v.values for v in FIXTURE_VOICES[:4]]).astype(np.int64)
+    perfect = parameter_metrics(true, true)
+    assert np.all(perfect["num_mae"] == 0) and np.all(perfect["cat_acc"] == 1)
+    off = true.copy()
+    off[:, param_index("algorithm")] = (off[:, param_index("algorithm")] + 1) % 32
+    off[:, param_index("fine", 1)] = np.where(off[:, param_index("fine", 1)] > 50, 0, 99)
+    m = parameter_metrics(true, off)
+    assert np.all(m["cat_acc"] < 1) and np.all(m["num_mae"] > 0)
+    assert np.all(m["kv_num_mae"] == 0) and np.all(m["kv_cat_acc"] == 1)  # neither is key/vel
+
+
+def test_audio_metrics():
+    r = Renderer()
+    a = r.render(INIT_VOICE)
+    same = audio_metrics(a, a)
+    assert same["sc"] == 0 and same["log_stft_mae"] == 0 and same["mfcc_mae"] == 0
+    assert same["mss"] == 0 and same["pitch_cents"] == 0
+    silent = audio_metrics(np.zeros_like(a), a)
+    assert np.isnan(silent["sc"]) and np.isnan(silent["mss"])
+    up = audio_metrics(a, r.render(INIT_VOICE.replace(transpose=25)))
+    assert abs(up["pitch_cents"] - 100) < 5 and up["sc"] > 0.5
+
+
+@pytest.fixture(scope="module")
+def smoke_run(fixture_db, tmp_path_factory):
+    data = tmp_path_factory.mktemp("eval-data")
+    dataset.build(fixture_db, "smoke", data, limit=120, processes=1, progress=False)
+    run = tmp_path_factory.mktemp("eval-run")
+    train.train("smoke", data, run, encoding="numcat", epochs=1, progress=False)
+    return data, run
+
+
+def test_tables(smoke_run, tmp_path):
+    data, run = smoke_run
+    summary = evaluate.evaluate([str(run)], str(data), str(tmp_path), limit=4, progress=False)
+    assert set(summary) == {"NumCat", "INIT VOICE", "nearest training voice",
+                            "program (candidates + tuning)"}  # fmt: skip
+    md = (tmp_path / "table_main.md").read_text()
+    assert "| Num only | not run |" in md and "first 4 voices" in md and "commit" in md
+    assert (tmp_path / "table_main.csv").read_text().startswith("row,label,statistic,num_mae")
+    assert "\\begin{tabular}" in (tmp_path / "table_main.tex").read_text()
+    init = summary["INIT VOICE"]["all/mean"]
+    assert 0 < init["num_mae"] < 1 and 0 <= init["cat_acc"] <= 1
