@@ -80,7 +80,8 @@ def _program(args) -> None:
 
     results = program.program(args.inputs, args.out_dir, model=args.model, note=args.note,
                               velocity=args.velocity, candidates=args.candidates,
-                              tune=not args.no_tune, wav=args.wav, png=args.png)  # fmt: skip
+                              tune=not args.no_tune, wav=args.wav, png=args.png,
+                              library=args.library)  # fmt: skip
     failed = [r for r in results if r.error]
     for r in results:
         if r.error:
@@ -195,6 +196,8 @@ def parser() -> argparse.ArgumentParser:
         default=128,
         help="voices rendered and compared (default 128; 1: the network's answer)",
     )
+    g.add_argument("--library", help="preset database or cartridge folder: its 32 voices nearest "
+                   "in latent space join the candidates")  # fmt: skip
     g.add_argument("--no-tune", action="store_true", help="do not correct the pitch")
     g.add_argument("--wav", action="store_true", help="also write the voice rendered, .wav")
     g.add_argument("--png", action="store_true", help="also write both spectrograms, .png")

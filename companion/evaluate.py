@@ -95,14 +95,24 @@ def evaluate(runs: list[str], data: str, out: str, limit: int | None = 200,
             chosen.append(prog.run_audio(originals[i], Path(f"test{i}")).voice.values)
         preds["program (candidates + tuning)"] = np.stack(chosen).astype(np.int64)
         sources["program (candidates + tuning)"] = f"{runs[0]}, {prog.candidates} candidates"
+        prog = Programmer(runs[0], library=train_values)
+        chosen = [
+            prog.run_audio(originals[i], Path(f"test{i}")).voice.values
+            for i in tqdm(range(n), desc="program+library", disable=not progress)
+        ]
+        name = "program + train-split library"
+        preds[name] = np.stack(chosen).astype(np.int64)
+        sources[name] = "the same, plus the 32 train voices nearest in latent space"
     results = {}
     for name, pred in preds.items():
         if pred is None:
             results[name] = None
             continue
         per = parameter_metrics(values, pred)
-        audio = [audio_metrics(originals[i], renderer.render(Voice.from_values(pred[i])))
-                 for i in tqdm(range(n), desc=name[:20], disable=not progress)]  # fmt: skip
+        audio = [
+            audio_metrics(originals[i], renderer.render(Voice.from_values(pred[i])))
+            for i in tqdm(range(n), desc=name[:20], disable=not progress)
+        ]
         for key in audio[0]:
             per[key] = np.array([a[key] for a in audio])
         results[name] = per

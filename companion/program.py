@@ -27,6 +27,7 @@ from .synth import Renderer
 
 DEFAULT_CANDIDATES = 128  # 0.42 s per input on a 2-core CPU (bench/program_time.py)
 LATENT_SPREAD = 0.5  # std of the candidates sampled around the network's latent point
+LIBRARY_CANDIDATES = 32  # library voices nearest in latent space added to the candidates
 TUNE_CENTS = 20.0
 HELD = (0.25, 2.75)  # s: where the pitch is measured (the key is held 0..3 s)
 
@@ -114,10 +115,38 @@ def retune(voice: Voice, shift_cents: float) -> Voice:
     return Voice.from_values(best, voice.name)
 
 
+def library_values(library) -> np.ndarray:
+    """(N, 145) int64 unique voices of a preset database, a cartridge folder or an array."""
+    if isinstance(library, np.ndarray):
+        return library.astype(np.int64)
+    from . import presets
+    from .dx7.sysex import read_syx
+
+    path = Path(library)
+    if path.is_dir():
+        seen = {}
+        for f in presets.find_cartridges(path):
+            for _, v in read_syx(f).voices:
+                seen.setdefault(v.params, v)
+        voices = list(seen.values())
+    else:
+        voices = [v for _, v in presets.load(path)]
+    if not voices:
+        raise ValueError(f"{path}: no DX7 voices in this library")
+    return np.stack([v.values for v in voices]).astype(np.int64)
+
+
 class Programmer:
     """A loaded model with its spectrogram and an engine, ready for many inputs."""
 
-    def __init__(self, model_dir=None, candidates: int = DEFAULT_CANDIDATES, seed: int = 0):
+    def __init__(self, model_dir=None, candidates: int = DEFAULT_CANDIDATES, seed: int = 0,
+                 library=None):  # fmt: skip
+        """Args:
+        model_dir: a model folder (None: models/default).
+        candidates: the network's answer plus candidates - 1 samples around it.
+        library: a preset database (.sqlite), a folder of .syx cartridges, or (N, 145) voice
+            values; its LIBRARY_CANDIDATES voices nearest in latent space join the candidates.
+        """
         self.model, self.meta = load_model(model_dir)
         if self.model.notes != 1:
             raise ValueError("this model expects six notes; `program` takes one recording per "
@@ -130,6 +159,11 @@ class Programmer:
         if candidates < 1:
             raise ValueError("--candidates must be at least 1")
         self.candidates, self.seed = candidates, seed
+        self.library = None if library is None else library_values(library)
+        if self.library is not None:
+            u = torch.from_numpy(self.rep.encode(self.library))
+            self.library_z = torch.cat([self.model.preset_to_latent(u[i : i + 4096])
+                                        for i in range(0, len(u), 4096)])  # fmt: skip
 
     def spectrogram(self, audio: np.ndarray) -> torch.Tensor:
         """(T,) audio -> (n_mels, frames) dB."""
@@ -147,6 +181,10 @@ class Programmer:
             z = torch.cat([zk, zk + LATENT_SPREAD * noise])
             u = self.model.latent_to_preset(z).numpy()
         values = self.rep.decode(u)
+        if self.library is not None:
+            near = torch.cdist(zk, self.library_z)[0]
+            k = min(LIBRARY_CANDIDATES, len(near))
+            values = np.concatenate([values, self.library[near.topk(k, largest=False).indices]])
         return [Voice.from_values(v, name) for v in values]
 
     def run(self, path: Path, note: int = 60, velocity: int = 85, tune: bool = True) -> Result:
@@ -230,13 +268,13 @@ def _png(result: Result, path: Path, cfg) -> Path:
 
 def program(inputs, out_dir, model=None, note: int = 60, velocity: int = 85,
             candidates: int = DEFAULT_CANDIDATES, tune: bool = True, wav: bool = False,
-            png: bool = False, progress: bool = True) -> list[Result]:  # fmt: skip
+            png: bool = False, progress: bool = True, library=None) -> list[Result]:  # fmt: skip
     """Program every input; a bad input is reported in its Result, the others go on."""
     if not 0 <= note <= 127 or not 1 <= velocity <= 127:
         raise ValueError(f"note must be 0..127 and velocity 1..127, got {note} and {velocity}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    prog = Programmer(model, candidates)
+    prog = Programmer(model, candidates, library=library)
     results = []
     from tqdm import tqdm
 

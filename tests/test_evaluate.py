@@ -47,8 +47,13 @@ def smoke_run(fixture_db, tmp_path_factory):
 def test_tables(smoke_run, tmp_path):
     data, run = smoke_run
     summary = evaluate.evaluate([str(run)], str(data), str(tmp_path), limit=4, progress=False)
-    assert set(summary) == {"NumCat", "INIT VOICE", "nearest training voice",
-                            "program (candidates + tuning)"}  # fmt: skip
+    assert set(summary) == {
+        "NumCat",
+        "INIT VOICE",
+        "nearest training voice",
+        "program (candidates + tuning)",
+        "program + train-split library",
+    }
     md = (tmp_path / "table_main.md").read_text()
     assert "| Num only | not run |" in md and "first 4 voices" in md and "commit" in md
     assert (tmp_path / "table_main.csv").read_text().startswith("row,label,statistic,num_mae")

@@ -133,3 +133,24 @@ def test_default_model_beats_the_init_voice(sounds, tmp_path):
     target = prog.spectrogram(load_audio(tmp_path / "pluck.wav", prog.cfg))
     init = prog.spectrogram(Renderer(prog.cfg).render(INIT_VOICE))
     assert r.distance_db < float((init - target).abs().mean())
+
+
+def test_library_voices_join_the_candidates(model_dir, tmp_path):
+    """A voice of a (32-voice) library, played as the input, is found again through it."""
+    from companion import presets
+    from companion.dx7.sysex import bank_message
+
+    from .conftest import FIXTURE_VOICES
+
+    (tmp_path / "carts").mkdir()
+    (tmp_path / "carts" / "bank.syx").write_bytes(bank_message(FIXTURE_VOICES[:32]))
+    presets.build(tmp_path / "carts", tmp_path / "lib.sqlite", progress=False)
+    voice = FIXTURE_VOICES[7]
+    sf.write(tmp_path / "lib.wav", Renderer().render(voice), SR)
+    for library in (tmp_path / "lib.sqlite", tmp_path / "carts"):
+        (r,) = program([tmp_path / "lib.wav"], tmp_path / "out", model=model_dir, tune=False,
+                       library=library, progress=False)  # fmt: skip
+        assert r.distance_db == 0 and r.voice.params == voice.params
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no DX7 voices"):
+        Programmer(model_dir, library=tmp_path / "empty")
