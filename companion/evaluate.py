@@ -59,7 +59,37 @@ def _nearest(info, test_spec: np.ndarray, block: int = 2048) -> np.ndarray:
 
 def evaluate(runs: list[str], data: str, out: str, limit: int | None = 200,
              progress: bool = True) -> dict:  # fmt: skip
-    """Measure every row on the first ``limit`` test voices; write tables into ``out``."""
+    """Measure every row on the first ``limit`` test voices; write tables into ``out``.
+
+    Returns the summary (row -> "label/statistic" -> metric -> value); the per-voice values
+    are written to ``out``/table_main_voices.csv.
+    """
+    return measure(runs, data, limit, progress).tables(Path(out))
+
+
+class Measured:
+    """Per-voice results of every row: ``results[row][metric]`` is (N,) (None: not run)."""
+
+    def __init__(self, results, labels, sources, info, ids, preds, values):
+        self.results, self.labels, self.sources, self.info = results, labels, sources, info
+        self.ids, self.preds, self.values = ids, preds, values
+
+    def tables(self, out: Path) -> dict:
+        summary = _tables(self.results, self.labels, self.sources, self.info, len(self.ids), out)
+        rows = [["row", "voice_id", *[c for c, _ in COLUMNS]]]
+        for name, per in self.results.items():
+            if per is not None:
+                rows += [[name, int(vid), *[float(per[c][i]) for c, _ in COLUMNS]]
+                         for i, vid in enumerate(self.ids)]  # fmt: skip
+        buf = io.StringIO()
+        csv.writer(buf).writerows(rows)
+        write_atomic(out / "table_main_voices.csv", buf.getvalue().encode())
+        return summary
+
+
+def measure(runs: list[str], data: str, limit: int | None = 200,
+            progress: bool = True) -> Measured:  # fmt: skip
+    """Every row's inferred voices and their metrics on the first ``limit`` test voices."""
     info = open_dataset(data)
     values = np.load(info.path / "test.voices.npy").astype(np.int64)[:limit]
     spec = np.load(info.path / "test.spec.npy", mmap_mode="r")[:limit]
@@ -75,7 +105,8 @@ def evaluate(runs: list[str], data: str, out: str, limit: int | None = 200,
     for run, model, meta in models:
         key = (meta["encoding"], meta["notes"] if isinstance(meta["notes"], str) else
                ("six" if meta["notes"] == 6 else "single"), meta["regression"])  # fmt: skip
-        name = next((r[3] for r in PAPER_ROWS if r[:3] == key), f"{key[0]} {key[1]} {key[2]}")
+        name = next((r[3] for r in PAPER_ROWS if r[:3] == key),
+                    f"{key[0]}, {key[1]} notes, {key[2]}")  # fmt: skip
         if model.cfg.audio != info.audio:
             raise ValueError(f"{run}: trained on other spectrograms than {data}")
         x = torch.from_numpy(np.asarray(spec, np.float32)) - meta["stats"]["mean_db"]
@@ -88,7 +119,7 @@ def evaluate(runs: list[str], data: str, out: str, limit: int | None = 200,
     preds["INIT VOICE"] = np.tile(INIT_VOICE.values.astype(np.int64), (n, 1))
     train_values = np.load(info.path / "train.voices.npy").astype(np.int64)
     preds["nearest training voice"] = train_values[_nearest(info, spec)]
-    if models:
+    if models and models[0][1].notes == 1:  # program takes one recording: one-note models
         prog = Programmer(runs[0])
         chosen = []
         for i in tqdm(range(n), desc="program", disable=not progress):
@@ -116,8 +147,8 @@ def evaluate(runs: list[str], data: str, out: str, limit: int | None = 200,
         for key in audio[0]:
             per[key] = np.array([a[key] for a in audio])
         results[name] = per
-    summary = _tables(results, labels, sources, info, n, Path(out))
-    return summary
+    ids = np.load(info.path / "test.ids.npy")[:limit]
+    return Measured(results, labels, sources, info, ids, preds, values)
 
 
 def _commit() -> str:

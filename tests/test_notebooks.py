@@ -11,7 +11,7 @@ NOTEBOOKS = sorted(Path(__file__).parents[1].glob("notebooks/[0-9][0-9]_*.ipynb"
 
 
 def test_there_are_notebooks():
-    assert [p.stem for p in NOTEBOOKS][:2] == ["01_dataset", "02_train"]
+    assert [p.stem for p in NOTEBOOKS][:3] == ["01_dataset", "02_train", "03_evaluate"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -40,3 +40,8 @@ def test_notebooks_run_in_order(cartridges, tmp_path):
                         representation="numcat")  # fmt: skip
     assert "2 epochs" in text and "image/png" in text
     assert (tmp_path / "data" / "runs" / "smoke-six-numcat" / "model.yaml").exists()
+    figures = tmp_path / "figures"
+    text = run_notebook(NOTEBOOKS[2], tmp_path / "03.ipynb", **common, representation="numcat",
+                        test_voices=3, figures_dir=str(figures))  # fmt: skip
+    assert "| numcat, six notes, flow |" in text and "not run" in text and "image/png" in text
+    assert (figures / "table_main.md").exists() and (figures / "table_main_voices.csv").exists()
