@@ -7,6 +7,7 @@ CARTRIDGES ?= $(COMPANION_CARTRIDGES)
 DATA ?= data
 CONFIG ?= smoke
 LIMIT ?= 500
+FIGURES ?= $(DATA)/figures
 
 .PHONY: setup demo test lint reproduce bench clean-data
 
@@ -40,13 +41,15 @@ lint: setup
 	$(BIN)/ruff check companion tests bench notebooks/*.py
 	$(BIN)/ruff format --check companion tests bench || true
 
-# Runs the notebooks in order with papermill; executed copies go to build/notebooks.
+# Runs the notebooks in order with papermill; executed copies go to build/notebooks, tables to
+# FIGURES (data/figures; FIGURES=figures for the committed ones).
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 reproduce: setup
 	@mkdir -p build/notebooks
 	@for nb in $(NOTEBOOKS); do \
 	  echo "== $$nb ($(CONFIG))"; \
 	  $(BIN)/papermill --cwd notebooks --progress-bar -p config $(CONFIG) -p data_dir $(abspath $(DATA)) \
+	    -p figures_dir $(abspath $(FIGURES)) \
 	    $$( [ -n "$(CARTRIDGES)" ] && echo "-p cartridges $(abspath $(CARTRIDGES))" ) \
 	    $$nb build/$$nb || exit 1; \
 	done
