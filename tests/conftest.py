@@ -111,3 +111,15 @@ def library_db(library, tmp_path_factory) -> Path:
     db = tmp_path_factory.mktemp("library") / "presets.sqlite"
     presets.build(library, db, progress=False)
     return db
+
+
+@pytest.fixture(scope="session")
+def smoke_run(fixture_db, tmp_path_factory) -> tuple[Path, Path]:
+    """A smoke dataset of the fixture voices and a NumCat++ model trained on it for 1 epoch."""
+    from companion import dataset, train
+
+    data = tmp_path_factory.mktemp("smoke-data")
+    dataset.build(fixture_db, "smoke", data, limit=120, processes=1, progress=False)
+    run = tmp_path_factory.mktemp("smoke-run")
+    train.train("smoke", data, run, encoding="numcat++", epochs=1, progress=False)
+    return data, run

@@ -1,9 +1,8 @@
 """Metrics and the evaluation tables (smoke scale)."""
 
 import numpy as np
-import pytest
 
-from companion import dataset, evaluate, train
+from companion import evaluate
 from companion.dx7.voice import INIT_VOICE, param_index
 from companion.metrics import audio_metrics, parameter_metrics
 from companion.synth import Renderer
@@ -35,20 +34,11 @@ def test_audio_metrics():
     assert abs(up["pitch_cents"] - 100) < 5 and up["sc"] > 0.5
 
 
-@pytest.fixture(scope="module")
-def smoke_run(fixture_db, tmp_path_factory):
-    data = tmp_path_factory.mktemp("eval-data")
-    dataset.build(fixture_db, "smoke", data, limit=120, processes=1, progress=False)
-    run = tmp_path_factory.mktemp("eval-run")
-    train.train("smoke", data, run, encoding="numcat", epochs=1, progress=False)
-    return data, run
-
-
 def test_tables(smoke_run, tmp_path):
     data, run = smoke_run
     summary = evaluate.evaluate([str(run)], str(data), str(tmp_path), limit=4, progress=False)
     assert set(summary) == {
-        "NumCat",
+        "NumCat++",
         "INIT VOICE",
         "nearest training voice",
         "program (candidates + tuning)",

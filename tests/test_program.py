@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from companion import dataset, train
 from companion.dx7.sysex import parse_syx
 from companion.dx7.voice import INIT_VOICE
 from companion.program import Programmer, estimate_pitch, program, retune, voice_name
@@ -17,12 +16,8 @@ SR = 22050
 
 
 @pytest.fixture(scope="module")
-def model_dir(fixture_db, tmp_path_factory):
-    data = tmp_path_factory.mktemp("prog-data")
-    dataset.build(fixture_db, "smoke", data, limit=120, processes=1, progress=False)
-    run = tmp_path_factory.mktemp("prog-run")
-    train.train("smoke", data, run, encoding="numcat++", epochs=1, progress=False)
-    return run
+def model_dir(smoke_run):
+    return smoke_run[1]
 
 
 @pytest.fixture(scope="module")
