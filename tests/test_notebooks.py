@@ -11,7 +11,8 @@ NOTEBOOKS = sorted(Path(__file__).parents[1].glob("notebooks/[0-9][0-9]_*.ipynb"
 
 
 def test_there_are_notebooks():
-    assert [p.stem for p in NOTEBOOKS][:3] == ["01_dataset", "02_train", "03_evaluate"]
+    assert [p.stem for p in NOTEBOOKS][:4] == [
+        "01_dataset", "02_train", "03_evaluate", "04_programming"]  # fmt: skip
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -45,3 +46,15 @@ def test_notebooks_run_in_order(cartridges, tmp_path):
                         test_voices=3, figures_dir=str(figures))  # fmt: skip
     assert "| numcat, six notes, flow |" in text and "not run" in text and "image/png" in text
     assert (figures / "table_main.md").exists() and (figures / "table_main_voices.csv").exists()
+
+
+def test_programming_notebook(cartridges, smoke_run, tmp_path):
+    data, run = smoke_run
+    # notebook 04 reads <data_dir>/dataset-<config>-<notes>-<limit>: point it at the fixture's
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "dataset-smoke-single-120").symlink_to(data)
+    out = tmp_path / "programming"
+    text = run_notebook(NOTEBOOKS[3], tmp_path / "04.ipynb", data_dir=str(tmp_path / "data"),
+                        limit=120, model=str(run), n_voices=3, out_dir=str(out))  # fmt: skip
+    assert "network SC" in text and "image/png" in text
+    assert len(list(out.glob("*_program.syx"))) == 3 and len(list(out.glob("*.wav"))) == 9
