@@ -103,8 +103,7 @@ def measure(runs: list[str], data: str, limit: int | None = 200,
     for label_row in PAPER_ROWS:
         preds[label_row[3]] = None
     for run, model, meta in models:
-        key = (meta["encoding"], meta["notes"] if isinstance(meta["notes"], str) else
-               ("six" if meta["notes"] == 6 else "single"), meta["regression"])  # fmt: skip
+        key = (meta["encoding"], "six" if meta["notes"] == 6 else "single", meta["regression"])
         name = next((r[3] for r in PAPER_ROWS if r[:3] == key),
                     f"{key[0]}, {key[1]} notes, {key[2]}")  # fmt: skip
         if model.cfg.audio != info.audio:

@@ -44,6 +44,12 @@ class Result:
     tuned: bool = False
     outputs: list[Path] = field(default_factory=list)
     error: str | None = None
+    # for the .wav / .png outputs: the input (T,), the chosen voice's render (T,), and their
+    # mel spectrograms (n_mels, frames) in dB
+    audio: np.ndarray | None = field(default=None, repr=False)
+    render: np.ndarray | None = field(default=None, repr=False)
+    audio_spec: torch.Tensor | None = field(default=None, repr=False)
+    render_spec: torch.Tensor | None = field(default=None, repr=False)
 
 
 def voice_name(stem: str) -> str:
@@ -204,7 +210,7 @@ class Programmer:
         best = int(np.argmin(dist))
         result.voice, result.distance_db = voices[best], float(dist[best])
         result.network_distance_db = float(dist[0])
-        rendered = renders[best]
+        rendered, rendered_spec = renders[best], specs[best]
         f_in = estimate_pitch(audio, self.cfg.sample_rate)
         f_out = estimate_pitch(rendered, self.cfg.sample_rate)
         result.pitch_error_cents = cents(f_out, f_in)
@@ -214,9 +220,10 @@ class Programmer:
             err = cents(estimate_pitch(audio_t, self.cfg.sample_rate), f_in)
             if abs(err) < abs(result.pitch_error_cents):
                 result.voice, result.pitch_error_cents, result.tuned = tuned, err, True
-                result.distance_db = float((self.spectrogram(audio_t) - target).abs().mean())
-                rendered = audio_t
-        result._audio, result._target, result._render = audio, target, rendered
+                rendered, rendered_spec = audio_t, self.spectrogram(audio_t)
+                result.distance_db = float((rendered_spec - target).abs().mean())
+        result.audio, result.render = audio, rendered
+        result.audio_spec, result.render_spec = target, rendered_spec
         return result
 
 
@@ -229,18 +236,11 @@ def write_outputs(result: Result, out_dir: Path, cfg, wav: bool, png: bool) -> N
         import soundfile as sf
 
         tmp = out_dir / f".{stem}.wav.tmp"
-        sf.write(tmp, result._render, cfg.sample_rate, format="WAV", subtype="PCM_16")
+        sf.write(tmp, result.render, cfg.sample_rate, format="WAV", subtype="PCM_16")
         os.replace(tmp, out_dir / f"{stem}.wav")
         result.outputs.append(out_dir / f"{stem}.wav")
     if png:
         result.outputs.append(_png(result, out_dir / f"{stem}.png", cfg))
-
-
-def spectral_convergence(target: np.ndarray, estimate: np.ndarray) -> float:
-    """||S - S_hat||_F / ||S||_F of STFT magnitudes (1024 / 256), as the paper."""
-    s = np.abs(librosa.stft(target, n_fft=1024, hop_length=256))
-    s_hat = np.abs(librosa.stft(estimate, n_fft=1024, hop_length=256))
-    return float(np.linalg.norm(s - s_hat) / max(np.linalg.norm(s), 1e-12))
 
 
 def _png(result: Result, path: Path, cfg) -> Path:
@@ -249,10 +249,11 @@ def _png(result: Result, path: Path, cfg) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sc = spectral_convergence(result._audio, result._render)
+    from .metrics import spectral_convergence
+
+    sc = spectral_convergence(result.audio, result.render)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), sharey=True)
-    result_spec = MelSpectrogram(cfg)(torch.from_numpy(result._render)).numpy()
-    for ax, spec, title in zip(axes, (result._target.numpy(), result_spec),
+    for ax, spec, title in zip(axes, (result.audio_spec.numpy(), result.render_spec.numpy()),
                                ("input", f"DX7 voice '{result.voice.display_name}'")):  # fmt: skip
         ax.imshow(spec, origin="lower", aspect="auto", cmap="magma", vmin=cfg.floor_db)
         ax.set_title(title)
