@@ -20,6 +20,7 @@ import torch.nn.functional as F
 import yaml
 from tqdm import tqdm
 
+from .config import NOTE_LAYOUTS
 from .dataset import open_dataset
 from .dx7.params import representation
 from .dx7.sysex import write_atomic
@@ -27,6 +28,7 @@ from .dx7.voice import INIT_VOICE, Voice
 from .labels import LABELS
 from .metrics import audio_metrics, parameter_metrics
 from .models.vae import load_model
+from .notes_table import measure_notes, write_notes_tables
 from .program import Programmer
 from .synth import Renderer
 
@@ -40,11 +42,17 @@ COLUMNS = [("num_mae", "num. MAE"), ("cat_acc", "cat. acc."), ("kv_num_mae", "ke
            ("pitch_cents", "pitch err. (cents)")]  # fmt: skip
 
 
+def main_note(info) -> int:
+    """Index of (60, 85), the note every row is judged on, in the dataset's note layout."""
+    return NOTE_LAYOUTS[info.notes].index((60, 85))
+
+
 def _nearest(info, test_spec: np.ndarray, block: int = 2048) -> np.ndarray:
-    """Index of the nearest train voice of every test voice by L1 log-mel distance, on
-    spectrograms pooled 4 x 4 (the search is over 20k voices)."""
+    """Index of the nearest train voice of every test voice by L1 log-mel distance of note
+    (60, 85), on spectrograms pooled 4 x 4 (the search is over 20k voices)."""
     train = np.load(info.path / "train.spec.npy", mmap_mode="r")
-    pool = lambda x: F.avg_pool2d(torch.from_numpy(np.asarray(x, np.float32))[:, :1], 4)  # noqa: E731
+    k = main_note(info)
+    pool = lambda x: F.avg_pool2d(torch.from_numpy(np.asarray(x, np.float32))[:, k : k + 1], 4)  # noqa: E731
     query = pool(test_spec).flatten(1)
     best = torch.full((len(query),), float("inf"))
     arg = torch.zeros(len(query), dtype=torch.long)
@@ -70,12 +78,14 @@ def evaluate(runs: list[str], data: str, out: str, limit: int | None = 200,
 class Measured:
     """Per-voice results of every row: ``results[row][metric]`` is (N,) (None: not run)."""
 
-    def __init__(self, results, labels, sources, info, ids, preds, values):
+    def __init__(self, results, labels, sources, info, ids, preds, values, notes=None):
         self.results, self.labels, self.sources, self.info = results, labels, sources, info
-        self.ids, self.preds, self.values = ids, preds, values
+        self.ids, self.preds, self.values, self.notes = ids, preds, values, notes
 
     def tables(self, out: Path) -> dict:
         summary = _tables(self.results, self.labels, self.sources, self.info, len(self.ids), out)
+        if self.notes is not None:
+            write_notes_tables(self.notes, len(self.ids), _head(self.info), out)
         rows = [["row", "voice_id", *[c for c, _ in COLUMNS]]]
         for name, per in self.results.items():
             if per is not None:
@@ -87,9 +97,10 @@ class Measured:
         return summary
 
 
-def measure(runs: list[str], data: str, limit: int | None = 200,
-            progress: bool = True) -> Measured:  # fmt: skip
-    """Every row's inferred voices and their metrics on the first ``limit`` test voices."""
+def measure(runs: list[str], data: str, limit: int | None = 200, progress: bool = True,
+            notes: bool = True) -> Measured:  # fmt: skip
+    """Every row's inferred voices and their metrics on the first ``limit`` test voices
+    (with ``notes``, also at the other notes and velocities of notes_table.PAIRS)."""
     info = open_dataset(data)
     values = np.load(info.path / "test.voices.npy").astype(np.int64)[:limit]
     spec = np.load(info.path / "test.spec.npy", mmap_mode="r")[:limit]
@@ -111,21 +122,30 @@ def measure(runs: list[str], data: str, limit: int | None = 200,
         x = torch.from_numpy(np.asarray(spec, np.float32)) - meta["stats"]["mean_db"]
         x = x / meta["stats"]["std_db"]
         if model.notes == 1 and x.shape[1] != 1:
-            x = x[:, 3:4]  # (60, 85) of the six notes
+            x = x[:, main_note(info) :][:, :1]  # (60, 85) of the six notes
+        elif model.notes != x.shape[1]:
+            raise ValueError(f"{run}: a six-note model needs a six-note dataset (--notes six), "
+                             f"not {data}")  # fmt: skip
         u = torch.cat([model.infer(x[i : i + 64]) for i in range(0, n, 64)]).numpy()
         preds[name] = representation(meta["encoding"]).decode(u)
         sources[name] = f"{run} ({model.cfg.name} config, {meta['epochs']} epochs)"
     preds["INIT VOICE"] = np.tile(INIT_VOICE.values.astype(np.int64), (n, 1))
     train_values = np.load(info.path / "train.voices.npy").astype(np.int64)
     preds["nearest training voice"] = train_values[_nearest(info, spec)]
-    if models and models[0][1].notes == 1:  # program takes one recording: one-note models
-        prog = Programmer(runs[0])
+    # program takes one recording: the one-note NumCat++ flow model if given, else the first
+    one_note = sorted(
+        (m for m in models if m[1].notes == 1),
+        key=lambda m: (m[2]["encoding"], m[2]["regression"]) != ("numcat++", "flow"),
+    )
+    if one_note:
+        prog_run = one_note[0][0]
+        prog = Programmer(prog_run)
         chosen = []
         for i in tqdm(range(n), desc="program", disable=not progress):
             chosen.append(prog.run_audio(originals[i], Path(f"test{i}")).voice.values)
         preds["program (candidates + tuning)"] = np.stack(chosen).astype(np.int64)
-        sources["program (candidates + tuning)"] = f"{runs[0]}, {prog.candidates} candidates"
-        prog = Programmer(runs[0], library=train_values)
+        sources["program (candidates + tuning)"] = f"{prog_run}, {prog.candidates} candidates"
+        prog = Programmer(prog_run, library=train_values)
         chosen = [
             prog.run_audio(originals[i], Path(f"test{i}")).voice.values
             for i in tqdm(range(n), desc="program+library", disable=not progress)
@@ -147,7 +167,8 @@ def measure(runs: list[str], data: str, limit: int | None = 200,
             per[key] = np.array([a[key] for a in audio])
         results[name] = per
     ids = np.load(info.path / "test.ids.npy")[:limit]
-    return Measured(results, labels, sources, info, ids, preds, values)
+    at_notes = measure_notes(preds, values, renderer, progress) if notes else None
+    return Measured(results, labels, sources, info, ids, preds, values, at_notes)
 
 
 def _commit() -> str:
@@ -169,13 +190,18 @@ def _fmt(x: float) -> str:
     return "-" if not np.isfinite(x) else f"{x:.3f}"
 
 
+def _head(info) -> str:
+    return (f"Test split of dataset {info.path.name} (config {info.config!r}, "
+            f"{info.audio.n_mels} x {info.audio.n_frames}); commit {_commit()}.")  # fmt: skip
+
+
 def _tables(results, labels, sources, info, n, out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     summary = {}
-    lines = [f"Test split, first {n} voices (of {info.stats['splits']['test']}), dataset config "
-             f"{info.config!r} ({info.audio.n_mels} x {info.audio.n_frames}); commit {_commit()}. "
-             "Means (silent originals left out of the audio metrics); pitch error is the "
-             "median over voices with a stable pitch.", ""]  # fmt: skip
+    lines = [f"{_head(info)} First {n} test voices (of {info.stats['splits']['test']}), "
+             "played at MIDI note 60, velocity 85. Means (silent originals left out of the "
+             "audio metrics); pitch error is the median over voices with a stable pitch.",
+             ""]  # fmt: skip
     head = "| row | " + " | ".join(c[1] for c in COLUMNS) + " |"
     lines += [head, "|" + "---|" * (len(COLUMNS) + 1)]
     rows_csv = [["row", "label", "statistic", *[c[0] for c in COLUMNS]]]
@@ -199,6 +225,14 @@ def _tables(results, labels, sources, info, n, out: Path) -> dict:
         means = summary[name]["all/mean"]
         lines.append(f"| {name} | " + " | ".join(_fmt(means[c]) for c, _ in COLUMNS) + " |")
     lines += ["", "Models: " + "; ".join(f"{k}: {v}" for k, v in sources.items()) + "."]
+    for k, lab in enumerate(LABELS):  # the same table for each label's voices
+        key = f"{lab}/mean"
+        count = int(labels[:, k].sum())
+        if not count:
+            continue
+        lines += ["", f"### {lab} voices ({count})", "", head, "|" + "---|" * (len(COLUMNS) + 1)]
+        lines += [f"| {name} | " + " | ".join(_fmt(summary[name][key][c]) for c, _ in COLUMNS)
+                  + " |" for name in summary if key in summary[name]]  # fmt: skip
     md = "\n".join(lines) + "\n"
     buf = io.StringIO()
     csv.writer(buf).writerows(rows_csv)

@@ -43,7 +43,7 @@ def parameter_metrics(true: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarra
     }
 
 
-def _stft(audio: np.ndarray, n_fft: int = 1024, hop: int = 256) -> np.ndarray:
+def stft(audio: np.ndarray, n_fft: int = 1024, hop: int = 256) -> np.ndarray:
     return np.abs(librosa.stft(audio, n_fft=n_fft, hop_length=hop))
 
 
@@ -52,14 +52,22 @@ SILENT_NORM = 1e-3  # ||S||_F of a target below this: silent, its convergence un
 
 def spectral_convergence(target: np.ndarray, estimate: np.ndarray) -> float:
     """||S - S_hat||_F / ||S||_F of |STFT| (1024 / 256), as the paper; NaN for a silent target."""
-    s, s_hat = _stft(target), _stft(estimate)
+    return convergence_of(stft(target), stft(estimate))
+
+
+def convergence_of(s: np.ndarray, s_hat: np.ndarray) -> float:
+    """Spectral convergence of two magnitude spectrograms (freq, frames); NaN if s is silent."""
     norm = np.linalg.norm(s)
     return float(np.linalg.norm(s - s_hat) / norm) if norm > SILENT_NORM else float("nan")
 
 
 def log_stft_mae(target: np.ndarray, estimate: np.ndarray) -> float:
     """Mean |log10 |S| - log10 |S_hat||, magnitudes floored at 1e-4, as the paper."""
-    s, s_hat = _stft(target), _stft(estimate)
+    return log_mae_of(stft(target), stft(estimate))
+
+
+def log_mae_of(s: np.ndarray, s_hat: np.ndarray) -> float:
+    """Mean |log10 s - log10 s_hat| of two magnitude spectrograms, floored at 1e-4."""
     return float(np.mean(np.abs(np.log10(np.maximum(s, 1e-4)) - np.log10(np.maximum(s_hat, 1e-4)))))
 
 
@@ -76,7 +84,7 @@ def multiscale_spectral(target: np.ndarray, estimate: np.ndarray) -> float:
     total = 0.0
     sizes = (256, 512, 1024, 2048)
     for n in sizes:
-        s, s_hat = _stft(target, n, n // 4), _stft(estimate, n, n // 4)
+        s, s_hat = stft(target, n, n // 4), stft(estimate, n, n // 4)
         if np.linalg.norm(s) <= SILENT_NORM:
             return float("nan")
         log = np.mean(np.abs(np.log(np.maximum(s, 1e-5)) - np.log(np.maximum(s_hat, 1e-5))))

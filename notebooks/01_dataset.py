@@ -21,14 +21,15 @@
 # done by the `companion` library; this notebook shows what came out.
 #
 # Parameters (papermill): `cartridges` (empty: `$COMPANION_CARTRIDGES`), `data_dir`, `config`
-# (smoke / small / paper), `limit` (voices rendered; 0 for all), `notes` (single / six).
+# (smoke / small / paper), `limit` (voices rendered; 0 for all), `notes` (note layouts to build,
+# comma-separated: single, six).
 
 # %% tags=["parameters"]
 cartridges = ""
 data_dir = "../data"
 config = "smoke"
 limit = 64
-notes = "single"
+notes = "single,six"
 
 # %%
 from pathlib import Path
@@ -39,10 +40,11 @@ import numpy as np
 from companion import dataset, presets
 from companion.dx7.params import PARAMS
 from companion.labels import LABELS
+from companion.reproduce import dataset_dir
 
 data = Path(data_dir)
 db = data / "presets.sqlite"
-out = data / f"dataset-{config}-{notes}-{limit or 'all'}"
+layouts = [n.strip() for n in notes.split(",") if n.strip()]
 
 # %% [markdown]
 # ## The preset database
@@ -99,7 +101,10 @@ fig.tight_layout()
 # ## Renders and spectrograms
 
 # %%
-stats = dataset.build(db, config, out, notes=notes, limit=limit, progress=False)
+for layout in layouts:  # the six-note dataset holds (60, 85) too, rendered the same way
+    out = dataset_dir(data, config, layout, limit)
+    stats = dataset.build(db, config, out, notes=layout, limit=limit, progress=False)
+    print(f"{out.name}: notes {dataset.open_dataset(out).header['note_pairs']}")
 print("voices per split", stats["splits"])
 print(f"dB over the train split: mean {stats['mean_db']:.1f}, std {stats['std_db']:.1f}")
 

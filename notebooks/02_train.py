@@ -14,20 +14,20 @@
 # ---
 
 # %% [markdown]
-# # 02 · Training: the spectral VAE with RealNVP flows
+# # 02 · Training: the spectral VAE with RealNVP flows, one model per row of the paper's table
 #
-# Trains the paper's model on the dataset of notebook 01 (or continues an interrupted run, or
-# just loads a finished one) and plots its curves from the run's `metrics.jsonl`. The same run
-# is visible in TensorBoard: `tensorboard --logdir runs/`.
+# Trains the paper's models on the datasets of notebook 01 (or continues interrupted runs, or
+# just loads finished ones) and plots their curves from each run's `metrics.jsonl`. The same
+# runs are visible in TensorBoard: `tensorboard --logdir data/runs/`.
 #
-# Parameters (papermill): `config`, `data_dir`, `representation` (numonly / numcat / numcat++),
-# `notes` (single / six), `epochs` (0: the config's), `limit` (voices in the dataset, 0: all).
+# Parameters (papermill): `config`, `data_dir`, `rows` (comma-separated table rows, each
+# `representation[/six][/mlp]` with representation numonly / numcat / numcat++), `epochs`
+# (0: the config's), `limit` (voices in the datasets, 0: all).
 
 # %% tags=["parameters"]
 config = "smoke"
 data_dir = "../data"
-representation = "numcat++"
-notes = "single"
+rows = "numonly,numcat,numcat++,numcat++/six,numcat++/mlp"
 epochs = 2
 limit = 64
 cartridges = ""
@@ -39,42 +39,48 @@ import matplotlib.pyplot as plt
 
 from companion import dataset, presets, train
 from companion.models.vae import load_model
+from companion.reproduce import dataset_dir, parse_rows
 
 data = Path(data_dir)
 db = data / "presets.sqlite"
-ds = data / f"dataset-{config}-{notes}-{limit or 'all'}"
-run = data / "runs" / f"{config}-{notes}-{representation}"
+table_rows = parse_rows(rows)
 
 # %%
 if not db.exists():
     presets.build(cartridges or None, db, progress=False)
-if not (ds / "stats.json").exists():
-    dataset.build(db, config, ds, notes=notes, limit=limit, progress=False)
-done = (run / "model.yaml").exists() and (not epochs or len(train.read_metrics(run)) >= epochs)
-if not done:
-    train.train(config, ds, run, encoding=representation, notes=notes, epochs=epochs or None,
-                resume=(run / "config.yaml").exists(), progress=False)  # fmt: skip
-model, meta = load_model(run)
-print(f"{run}: {meta['epochs']} epochs, {meta['trained_s']:.0f} s of training")
-print({k: round(v, 4) for k, v in meta["final"].items() if k.startswith("val_")})
+runs = {}
+for row in table_rows:
+    ds, run = dataset_dir(data, config, row.notes, limit), row.run_dir(data, config)
+    if not (ds / "stats.json").exists():
+        dataset.build(db, config, ds, notes=row.notes, limit=limit, progress=False)
+    done = (run / "model.yaml").exists() and (
+        not epochs or len(train.read_metrics(run)) >= epochs)  # fmt: skip
+    if not done:
+        train.train(config, ds, run, encoding=row.representation, notes=row.notes,
+                    epochs=epochs or None, regression=row.regression,
+                    resume=(run / "config.yaml").exists(), progress=False)  # fmt: skip
+    model, meta = load_model(run)
+    runs[run.name] = run
+    print(
+        f"{run}: {meta['epochs']} epochs, {meta['trained_s']:.0f} s of training;",
+        {k: round(v, 4) for k, v in meta["final"].items() if k in ("val_num_mae", "val_cat_acc")},
+    )
 
 # %% [markdown]
 # ## Curves
 
 # %%
-metrics = train.read_metrics(run)
-epoch = [m["epoch"] for m in metrics]
 fig, axes = plt.subplots(1, 3, figsize=(15, 3.5))
-for key in ("train_loss", "val_loss"):
-    axes[0].plot(epoch, [m[key] for m in metrics], label=key)
-axes[0].set_title("loss (spectrogram MSE + beta KL + preset loss)")
-for key in ("train_rec", "val_rec", "train_params", "val_params"):
-    axes[1].plot(epoch, [m[key] for m in metrics], label=key)
-axes[1].set_title("parts of the loss")
-axes[2].plot(epoch, [m["val_num_mae"] for m in metrics], label="numerical MAE (of range)")
-axes[2].plot(epoch, [m["val_cat_acc"] for m in metrics], label="categorical accuracy")
-axes[2].set_title("validation parameters")
-for ax in axes:
+for name, run in runs.items():
+    metrics = train.read_metrics(run)
+    epoch = [m["epoch"] for m in metrics]
+    axes[0].plot(epoch, [m["val_loss"] for m in metrics], label=name)
+    axes[1].plot(epoch, [m["val_num_mae"] for m in metrics], label=name)
+    axes[2].plot(epoch, [m["val_cat_acc"] for m in metrics], label=name)
+for ax, title in zip(axes, ("validation loss (spectrogram MSE + beta KL + preset loss)",
+                            "validation numerical MAE (of range)",
+                            "validation categorical accuracy")):  # fmt: skip
+    ax.set_title(title, fontsize=9)
     ax.set_xlabel("epoch")
-    ax.legend()
+    ax.legend(fontsize=7)
 fig.tight_layout()

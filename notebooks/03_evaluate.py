@@ -20,18 +20,18 @@
 # with the baselines (INIT VOICE, nearest training voice, the full `program` pipeline), renders
 # the results and measures them. Tables go to `figures/` (Markdown, CSV, LaTeX).
 #
-# Parameters (papermill): `config`, `data_dir`, `notes`, `limit` (voices of the dataset; as in
-# notebook 01), `test_voices` (how many test voices are measured), `runs` (model folders,
-# comma-separated; empty: the run of notebook 02, else the shipped model), `figures_dir`.
+# Parameters (papermill): `config`, `data_dir`, `limit` (voices of the datasets; as in
+# notebook 01), `test_voices` (how many test voices are measured), `rows` (the table rows
+# trained by notebook 02), `runs` (model folders, comma-separated, instead of those rows),
+# `figures_dir`.
 
 # %% tags=["parameters"]
 config = "smoke"
 data_dir = "../data"
-notes = "single"
 limit = 64
 test_voices = 8
+rows = "numonly,numcat,numcat++,numcat++/six,numcat++/mlp"
 runs = ""
-representation = "numcat++"
 figures_dir = "../data/figures"
 cartridges = ""
 
@@ -44,29 +44,35 @@ from IPython.display import Markdown, display
 
 from companion import evaluate
 from companion.dx7.params import PARAMS
+from companion.reproduce import dataset_dir, parse_rows
 
 data = Path(data_dir)
-ds = data / f"dataset-{config}-{notes}-{limit or 'all'}"
-default_run = data / "runs" / f"{config}-{notes}-{representation}"
-models = [r for r in runs.split(",") if r] or [str(default_run)]
+models = [r for r in runs.split(",") if r] or [
+    str(row.run_dir(data, config)) for row in parse_rows(rows)
+    if (row.run_dir(data, config) / "model.yaml").exists()]  # fmt: skip
+# the six-note dataset holds note (60, 85) too, so one dataset serves every row
+six = dataset_dir(data, config, "six", limit)
+ds = six if (six / "stats.json").exists() else dataset_dir(data, config, "single", limit)
+print("models:", models, "\ndataset:", ds)
 
 # %%
 measured = evaluate.measure(models, str(ds), limit=test_voices, progress=False)
 summary = measured.tables(Path(figures_dir))
 display(Markdown((Path(figures_dir) / "table_main.md").read_text()))
+display(Markdown((Path(figures_dir) / "table_notes.md").read_text()))
 
 # %% [markdown]
 # ## Distributions over the test voices
 
 # %%
-rows = [name for name, per in measured.results.items() if per is not None]
+shown = [name for name, per in measured.results.items() if per is not None]
 fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
 for ax, (metric, title) in zip(axes, [("sc", "spectral convergence"), ("mfcc_mae", "MFCC MAE"),
                                        ("num_mae", "numerical parameter MAE")]):  # fmt: skip
     data_rows = [measured.results[r][metric][np.isfinite(measured.results[r][metric])]
-                 for r in rows]  # fmt: skip
+                 for r in shown]  # fmt: skip
     ax.boxplot(data_rows, vert=False)
-    ax.set_yticks(range(1, len(rows) + 1), rows, fontsize=8)
+    ax.set_yticks(range(1, len(shown) + 1), shown, fontsize=8)
     ax.set_title(title)
 fig.tight_layout()
 
@@ -74,7 +80,7 @@ fig.tight_layout()
 # ## Error per parameter (first model)
 
 # %%
-first = next(r for r in rows if r in dict.fromkeys(measured.sources) and "program" not in r)
+first = next(r for r in shown if r in dict.fromkeys(measured.sources) and "program" not in r)
 pred, true = measured.preds[first], measured.values
 err = [np.mean(np.abs(pred[:, p.index] - true[:, p.index]) / (p.cardinality - 1)) for p in PARAMS]
 fig, ax = plt.subplots(figsize=(16, 3.5))

@@ -17,20 +17,21 @@
 # # 04 · Programming a DX7 from sounds: the companion page's first table
 #
 # Test voices (never seen in training; some harmonic, some percussive, some sfx), played at
-# MIDI 60 velocity 85, are given to the model: its answer alone and the full `program` pipeline
-# (candidates rendered by the engine, then tuning) are rendered and written to disk as .wav,
-# .syx and spectrogram .png, with a table of their distances. Audio is not embedded here.
+# MIDI 60 velocity 85, are given to each model of notebook 02 (Num only, NumCat, NumCat++): their
+# answers alone, and the full `program` pipeline of the last one (candidates rendered by the
+# engine, then tuning), are rendered and written to disk as .wav, .syx and spectrogram .png,
+# with a table of their distances. Audio is not embedded here.
 #
-# Parameters (papermill): `config`, `data_dir`, `notes`, `limit`, `representation` (which run
-# of notebook 02), `model` (a model folder; empty: that run), `n_voices`, `out_dir`.
+# Parameters (papermill): `config`, `data_dir`, `limit` (as notebook 01), `rows` (one-note rows
+# of notebook 02, one column each), `models` (model folders, comma-separated, instead of those
+# rows), `n_voices`, `out_dir`.
 
 # %% tags=["parameters"]
 config = "smoke"
 data_dir = "../data"
-notes = "single"
 limit = 64
-representation = "numcat++"
-model = ""
+rows = "numonly,numcat,numcat++"
+models = ""
 n_voices = 8
 out_dir = "../data/programming"
 
@@ -46,12 +47,17 @@ from companion.dataset import open_dataset
 from companion.dx7.sysex import single_voice_message, write_atomic
 from companion.labels import LABELS
 from companion.metrics import audio_metrics
+from companion.models.vae import load_model
 from companion.program import Programmer
+from companion.reproduce import dataset_dir, parse_rows
 from companion.synth import Renderer
 
 data = Path(data_dir)
-ds = open_dataset(data / f"dataset-{config}-{notes}-{limit or 'all'}")
-run = model or str(data / "runs" / f"{config}-{notes}-{representation}")
+ds = open_dataset(dataset_dir(data, config, "single", limit))
+folders = [m for m in models.split(",") if m] or [
+    str(row.run_dir(data, config)) for row in parse_rows(rows)]  # fmt: skip
+# one column per model, named by its representation: "numonly", "numcat", "numcat++"
+columns = {load_model(f)[1]["encoding"]: f for f in folders}
 out = Path(out_dir)
 out.mkdir(parents=True, exist_ok=True)
 
@@ -73,33 +79,35 @@ picked = picked or chosen[:n_voices]
 voices = dict(presets.load(ds.header["database"], ids=[int(ids[i]) for i in picked]))
 
 # %%
-renderer, rows = Renderer(ds.audio), []
-network, full = Programmer(run, candidates=1), Programmer(run)
+renderer, table = Renderer(ds.audio), []
+answers = {name: Programmer(f, candidates=1) for name, f in columns.items()}
+full = Programmer(list(columns.values())[-1])
+names = ["original", *answers, "program"]
 for i in picked:
     vid = f"{int(ids[i]):06d}"
     original = voices[int(ids[i])]
     audio = renderer.render(original)
     results = {"original": (original, audio)}
-    for name, prog in (("network", network), ("program", full)):
+    for name, prog in [*answers.items(), ("program", full)]:
         r = prog.run_audio(audio, Path(vid), tune=name == "program")
         results[name] = (r.voice, renderer.render(r.voice))
     for name, (voice, sound) in results.items():
-        sf.write(out / f"{vid}_{name}.wav", sound, ds.audio.sample_rate)
-        write_atomic(out / f"{vid}_{name}.syx", single_voice_message(voice))
+        stem = f"{vid}_{name.replace('+', 'p')}"  # numcat++ -> numcatpp: safe in URLs
+        sf.write(out / f"{stem}.wav", sound, ds.audio.sample_rate)
+        write_atomic(out / f"{stem}.syx", single_voice_message(voice))
         spec = full.spectrogram(sound).numpy()
-        plt.imsave(out / f"{vid}_{name}.png", spec, origin="lower", cmap="magma",
+        plt.imsave(out / f"{stem}.png", spec, origin="lower", cmap="magma",
                    vmin=ds.audio.floor_db)  # fmt: skip
     tags = ", ".join(n for n, on in zip(LABELS, labels[i]) if on) or "silent"
     row = {"id": vid, "name": original.display_name, "labels": tags}
-    for name in ("network", "program"):
-        m = audio_metrics(audio, results[name][1])
-        row[f"{name} SC"], row[f"{name} MFCC"] = m["sc"], m["mfcc_mae"]
-    rows.append(row)
+    for name in names[1:]:
+        row[f"{name} SC"] = audio_metrics(audio, results[name][1])["sc"]
+    table.append(row)
 
 # %%
-keys = list(rows[0])
+keys = list(table[0])
 lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-for row in rows:
+for row in table:
     lines.append("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v)
                                    for v in row.values()) + " |")  # fmt: skip
 table = "\n".join(lines)
@@ -108,11 +116,12 @@ print(table)
 print(f"audio, voices and spectrograms in {out}")
 
 # %%
-fig, axes = plt.subplots(len(picked), 3, figsize=(12, 2.2 * len(picked)), squeeze=False)
+fig, axes = plt.subplots(len(picked), len(names), figsize=(3.2 * len(names), 2.2 * len(picked)),
+                         squeeze=False)  # fmt: skip
 for r, i in enumerate(picked):
     vid = f"{int(ids[i]):06d}"
-    for c, name in enumerate(("original", "network", "program")):
-        axes[r, c].imshow(plt.imread(out / f"{vid}_{name}.png"), aspect="auto")
+    for c, name in enumerate(names):
+        axes[r, c].imshow(plt.imread(out / f"{vid}_{name.replace('+', 'p')}.png"), aspect="auto")
         axes[r, c].set_title(f"{vid} {name}", fontsize=8)
         axes[r, c].axis("off")
 fig.tight_layout()

@@ -45,8 +45,29 @@ def test_tables(smoke_run, tmp_path):
         "program + train-split library",
     }
     md = (tmp_path / "table_main.md").read_text()
-    assert "| Num only | not run |" in md and "first 4 voices" in md and "commit" in md
+    assert "| Num only | not run |" in md and "First 4 test voices" in md and "commit" in md
     assert (tmp_path / "table_main.csv").read_text().startswith("row,label,statistic,num_mae")
     assert "\\begin{tabular}" in (tmp_path / "table_main.tex").read_text()
     init = summary["INIT VOICE"]["all/mean"]
     assert 0 < init["num_mae"] < 1 and 0 <= init["cat_acc"] <= 1
+
+
+def test_notes_table(smoke_run, tmp_path):
+    """Each row is also heard at the six notes and three more velocities; the originals
+    compared with themselves are at zero everywhere."""
+    from companion import notes_table
+
+    data, run = smoke_run
+    measured = evaluate.measure([str(run)], str(data), limit=3, progress=False)
+    measured.tables(tmp_path)
+    notes = measured.notes
+    assert set(notes) == set(measured.results) - {"Num only", "NumCat", "NumCat++, six notes",
+                                                 "NumCat++, MLP regression"}  # fmt: skip
+    assert notes["INIT VOICE"]["log_stft_mae"].shape == (len(notes_table.PAIRS), 3)
+    same = notes_table.measure_notes({"same": measured.values}, measured.values,
+                                     Renderer(measured.info.audio), progress=False)  # fmt: skip
+    assert np.all(same["same"]["log_stft_mae"] == 0)
+    md = (tmp_path / "table_notes.md").read_text()
+    assert "| INIT VOICE |" in md and "60/127" in md and "six notes" in md
+    main = (tmp_path / "table_main.md").read_text()
+    assert "voices (" in main  # a table per label

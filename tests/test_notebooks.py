@@ -32,29 +32,34 @@ def run_notebook(path: Path, out: Path, **parameters) -> str:
 
 
 def test_notebooks_run_in_order(cartridges, tmp_path):
-    common = {"cartridges": str(cartridges[0]), "data_dir": str(tmp_path / "data"),
-              "config": "smoke", "limit": 40, "notes": "six"}  # fmt: skip
-    text = run_notebook(NOTEBOOKS[0], tmp_path / "01.ipynb", **common)
+    """The smoke reproduction: dataset, the table's five models, the table, the programming
+    table, each notebook reading what the one before it wrote."""
+    data, figures, out = tmp_path / "data", tmp_path / "figures", tmp_path / "programming"
+    common = {"data_dir": str(data), "config": "smoke", "limit": 40}
+    text = run_notebook(NOTEBOOKS[0], tmp_path / "01.ipynb", **common,
+                        cartridges=str(cartridges[0]))  # fmt: skip
     assert "unique_voices          120" in text and "image/png" in text
-    assert (tmp_path / "data" / "dataset-smoke-six-40" / "stats.json").exists()
-    text = run_notebook(NOTEBOOKS[1], tmp_path / "02.ipynb", **common, epochs=2,
-                        representation="numcat")  # fmt: skip
-    assert "2 epochs" in text and "image/png" in text
-    assert (tmp_path / "data" / "runs" / "smoke-six-numcat" / "model.yaml").exists()
-    figures = tmp_path / "figures"
-    text = run_notebook(NOTEBOOKS[2], tmp_path / "03.ipynb", **common, representation="numcat",
-                        test_voices=3, figures_dir=str(figures))  # fmt: skip
-    assert "| numcat, six notes, flow |" in text and "not run" in text and "image/png" in text
-    assert (figures / "table_main.md").exists() and (figures / "table_main_voices.csv").exists()
-
-
-def test_programming_notebook(cartridges, smoke_run, tmp_path):
-    data, run = smoke_run
-    # notebook 04 reads <data_dir>/dataset-<config>-<notes>-<limit>: point it at the fixture's
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "dataset-smoke-single-120").symlink_to(data)
-    out = tmp_path / "programming"
-    text = run_notebook(NOTEBOOKS[3], tmp_path / "04.ipynb", data_dir=str(tmp_path / "data"),
-                        limit=120, model=str(run), n_voices=3, out_dir=str(out))  # fmt: skip
-    assert "network SC" in text and "image/png" in text
-    assert len(list(out.glob("*_program.syx"))) == 3 and len(list(out.glob("*.wav"))) == 9
+    for layout in ("single", "six"):
+        assert (data / f"dataset-smoke-{layout}-40" / "stats.json").exists()
+    text = run_notebook(NOTEBOOKS[1], tmp_path / "02.ipynb", **common, epochs=2)
+    assert text.count("2 epochs") == 5 and "image/png" in text
+    for name in ("single-numonly", "single-numcat", "single-numcat++", "six-numcat++",
+                 "single-numcat++-mlp"):  # fmt: skip
+        assert (data / "runs" / f"smoke-{name}" / "model.yaml").exists()
+    text = run_notebook(NOTEBOOKS[2], tmp_path / "03.ipynb", **common, test_voices=3,
+                        figures_dir=str(figures))  # fmt: skip
+    assert "not run" not in text and "image/png" in text
+    for row in (
+        "Num only",
+        "NumCat",
+        "NumCat++",
+        "NumCat++, six notes",
+        "NumCat++, MLP regression",
+    ):
+        assert f"| {row} | " in text
+    assert (figures / "table_main.md").exists() and (figures / "table_notes.md").exists()
+    text = run_notebook(NOTEBOOKS[3], tmp_path / "04.ipynb", **common, n_voices=3,
+                        out_dir=str(out))  # fmt: skip
+    assert "numonly SC" in text and "numcat++ SC" in text and "program SC" in text
+    assert len(list(out.glob("*_program.syx"))) == 3 and len(list(out.glob("*.wav"))) == 15
+    assert len(list(out.glob("*_numcatpp.png"))) == 3
