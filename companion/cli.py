@@ -123,6 +123,41 @@ def _evaluate(args) -> None:
     print(open(Path(args.out) / "table_main.md").read())
 
 
+def _interpolate(args) -> None:
+    from .dx7.sysex import read_voices
+    from .interpolate import Latent, naive_path, step_names, write_path
+
+    a, b = (read_voices(f)[0] for f in (args.a, args.b))
+    values = naive_path(a, b, args.steps) if args.naive else Latent(args.model).path(
+        a, b, args.steps)  # fmt: skip
+    written = write_path(values, step_names(a, b, args.steps), args.out_dir, wav=args.wav)
+    mode = "naive" if args.naive else "latent"
+    print(
+        f"{mode} path '{a.display_name}' -> '{b.display_name}', {args.steps} steps: "
+        f"{len(written)} files in {args.out_dir}"
+    )
+
+
+def _generate(args) -> None:
+    from .interpolate import generate_bank
+    from .presets import export
+
+    voices = generate_bank(args.n, args.model, args.seed)
+    paths = export(voices, args.output)
+    print(f"{paths[0]}: {len(voices)} new voices ({voices[0].display_name} ...), seed {args.seed}")
+
+
+def _evaluate_latent(args) -> None:
+    from . import evaluate, latent_eval
+
+    interp = latent_eval.interpolation(args.run, args.data, args.pairs, seed=args.seed)
+    gen = latent_eval.generation(args.run, args.data, args.voices, seed=args.seed)
+    head = f"Model {args.run}; commit {evaluate._commit()}."
+    latent_eval.write_tables(interp, gen, head, args.out)
+    for name in ("table_interpolation.md", "table_generate.md"):
+        print(open(Path(args.out) / name).read())
+
+
 def _ship(args) -> None:
     from . import modelcard
 
@@ -217,6 +252,32 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--out", default="figures", help="where the tables go")
     v.add_argument("--limit", type=int, default=200, help="first N test voices (0: all)")
     v.set_defaults(func=_evaluate)
+
+    ip = sub.add_parser("interpolate", help="a path of voices between two voices")
+    ip.add_argument("a", help=".syx file (its first voice)")
+    ip.add_argument("b", help=".syx file (its first voice)")
+    ip.add_argument("--steps", type=int, default=7, help="voices on the path, ends included")
+    ip.add_argument("--out-dir", required=True)
+    ip.add_argument("--model", help="model folder (default: models/default)")
+    ip.add_argument("--naive", action="store_true", help="linear in the parameters instead")
+    ip.add_argument("--wav", action="store_true", help="also render every step, .wav")
+    ip.set_defaults(func=_interpolate)
+
+    gn = sub.add_parser("generate", help="new voices from the latent space, as a bank")
+    gn.add_argument("--n", type=int, default=32, help="voices (1..32)")
+    gn.add_argument("-o", "--output", required=True, help="BANK.syx")
+    gn.add_argument("--model", help="model folder (default: models/default)")
+    gn.add_argument("--seed", type=int, default=0)
+    gn.set_defaults(func=_generate)
+
+    el = sub.add_parser("evaluate-latent", help="interpolation smoothness and new voices")
+    el.add_argument("--run", help="run or model folder (default: models/default)")
+    el.add_argument("--data", required=True, help="dataset folder (test and train splits)")
+    el.add_argument("--out", default="figures")
+    el.add_argument("--pairs", type=int, default=100, help="random test pairs")
+    el.add_argument("--voices", type=int, default=256, help="new voices measured")
+    el.add_argument("--seed", type=int, default=0)
+    el.set_defaults(func=_evaluate_latent)
 
     s = sub.add_parser("ship", help="copy a run's model to a folder (models/default) with its card")
     s.add_argument("--run", required=True)

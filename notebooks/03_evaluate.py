@@ -71,7 +71,7 @@ for ax, (metric, title) in zip(axes, [("sc", "spectral convergence"), ("mfcc_mae
                                        ("num_mae", "numerical parameter MAE")]):  # fmt: skip
     data_rows = [measured.results[r][metric][np.isfinite(measured.results[r][metric])]
                  for r in shown]  # fmt: skip
-    ax.boxplot(data_rows, vert=False)
+    ax.boxplot(data_rows, orientation="horizontal")
     ax.set_yticks(range(1, len(shown) + 1), shown, fontsize=8)
     ax.set_title(title)
 fig.tight_layout()
