@@ -9,7 +9,7 @@ CONFIG ?= smoke
 LIMIT ?= 500
 FIGURES ?= $(DATA)/figures
 
-.PHONY: setup demo test lint reproduce bench clean-data
+.PHONY: setup setup-system demo test lint reproduce bench clean-data
 
 # Install torch first if you want a particular build (e.g. CUDA); otherwise pip picks one.
 $(BIN)/.installed: pyproject.toml
@@ -18,20 +18,27 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
-setup: $(BIN)/.installed
+# Debian packages for the sounds of other instruments (companion/ood.py): FluidSynth and the
+# General MIDI soundfont. Elsewhere, install FluidSynth and set COMPANION_SOUNDFONT to a .sf2.
+SYSTEM_PACKAGES := fluidsynth fluid-soundfont-gm
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+setup-system:
+	@if ! command -v apt-get >/dev/null; then \
+	  echo "setup: no apt-get here; install FluidSynth and a General MIDI soundfont yourself"; \
+	elif ! dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1; then \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(SYSTEM_PACKAGES); \
+	fi
 
-# The main job: a sound in, a DX7 voice out. INPUT=your.wav programs your own sound; without it
-# a voice of the test split (never seen in training) is rendered and used as the sound.
+setup: $(BIN)/.installed setup-system
+
+# The main job: a sound in, a DX7 voice out. INPUT=your.wav programs your own sound; without
+# it, two sounds that are not DX7s are made and programmed: a sampled violin (General MIDI
+# soundfont, FluidSynth) and a clarinet (Faust physical model, DawDreamer).
 INPUT ?=
 demo: setup
 	@mkdir -p $(DATA)/demo
-	@if [ -z "$(INPUT)" ]; then \
-	  test -n "$(CARTRIDGES)" || { echo "make demo: set INPUT=sound.wav, or CARTRIDGES=DIR (DX7 .syx files)"; exit 1; }; \
-	  $(BIN)/companion presets build --cartridges "$(CARTRIDGES)" --db $(DATA)/presets.sqlite && \
-	  $(BIN)/companion presets export --db $(DATA)/presets.sqlite --split test --limit 1 -o $(DATA)/demo/original.syx && \
-	  $(BIN)/companion render $(DATA)/demo/original.syx -o $(DATA)/demo/sound.wav; \
-	fi
-	$(BIN)/companion program $(if $(INPUT),"$(INPUT)",$(DATA)/demo/sound.wav) --out-dir $(DATA)/demo/out --wav --png
+	$(if $(INPUT),,$(BIN)/companion sounds gm-violin faust-clarinet --out-dir $(DATA)/demo)
+	$(BIN)/companion program $(if $(INPUT),"$(INPUT)",$(DATA)/demo/gm-violin.wav $(DATA)/demo/faust-clarinet.wav) --out-dir $(DATA)/demo/out --wav --png
 
 test: setup
 	$(BIN)/ruff check companion tests bench notebooks/*.py

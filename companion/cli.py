@@ -158,6 +158,24 @@ def _evaluate_latent(args) -> None:
         print(open(Path(args.out) / name).read())
 
 
+def _sounds(args) -> None:
+    from . import ood
+
+    names = args.names or ood.SOURCES
+    paths = ood.write_sources(names, args.out_dir, args.note, args.velocity)
+    print(
+        f"wrote {len(paths)} sounds (note {args.note}, velocity {args.velocity}, 4 s) to "
+        f"{args.out_dir}: " + ", ".join(p.name for p in paths)
+    )
+
+
+def _evaluate_ood(args) -> None:
+    from . import ood_eval
+
+    ood_eval.evaluate_ood(args.run, args.data, args.out_dir, args.out, args.sources or None)
+    print(open(Path(args.out) / "table_ood.md").read())
+
+
 def _ship(args) -> None:
     from . import modelcard
 
@@ -278,6 +296,22 @@ def parser() -> argparse.ArgumentParser:
     el.add_argument("--voices", type=int, default=256, help="new voices measured")
     el.add_argument("--seed", type=int, default=0)
     el.set_defaults(func=_evaluate_latent)
+
+    so = sub.add_parser("sounds", help="sounds of other instruments (soundfont, Faust) as .wav")
+    so.add_argument("names", nargs="*", help="sources (default: all): gm-piano, gm-violin, "
+                    "gm-flute, faust-clarinet, faust-subtractive ...")  # fmt: skip
+    so.add_argument("--out-dir", required=True)
+    so.add_argument("--note", type=int, default=60)
+    so.add_argument("--velocity", type=int, default=85)
+    so.set_defaults(func=_sounds)
+
+    eo = sub.add_parser("evaluate-ood", help="program sounds of other instruments vs retrieval")
+    eo.add_argument("--run", help="run or model folder (default: models/default)")
+    eo.add_argument("--data", required=True, help="dataset folder (its train split: retrieval)")
+    eo.add_argument("--out-dir", required=True, help="where the sounds and voices go")
+    eo.add_argument("--out", default="figures", help="where table_ood goes")
+    eo.add_argument("--sources", nargs="+", help="default: all")
+    eo.set_defaults(func=_evaluate_ood)
 
     s = sub.add_parser("ship", help="copy a run's model to a folder (models/default) with its card")
     s.add_argument("--run", required=True)

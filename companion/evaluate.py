@@ -47,17 +47,21 @@ def main_note(info) -> int:
     return NOTE_LAYOUTS[info.notes].index((60, 85))
 
 
-def _nearest(info, test_spec: np.ndarray, block: int = 2048) -> np.ndarray:
-    """Index of the nearest train voice of every test voice by L1 log-mel distance of note
-    (60, 85), on spectrograms pooled 4 x 4 (the search is over 20k voices)."""
+def nearest_train(info, query_db, block: int = 2048) -> np.ndarray:
+    """Index of the nearest train voice of every query by L1 log-mel distance to the train
+    voices' note (60, 85), on spectrograms pooled 4 x 4 (the search is over 20k voices).
+
+    Args:
+        query_db: (N, n_mels, frames) dB spectrograms of the dataset's audio settings.
+    """
     train = np.load(info.path / "train.spec.npy", mmap_mode="r")
     k = main_note(info)
-    pool = lambda x: F.avg_pool2d(torch.from_numpy(np.asarray(x, np.float32))[:, k : k + 1], 4)  # noqa: E731
-    query = pool(test_spec).flatten(1)
+    pool = lambda x: F.avg_pool2d(torch.from_numpy(np.asarray(x, np.float32)), 4)  # noqa: E731
+    query = pool(np.asarray(query_db)[:, None]).flatten(1)
     best = torch.full((len(query),), float("inf"))
     arg = torch.zeros(len(query), dtype=torch.long)
     for start in range(0, len(train), block):
-        keys = pool(train[start : start + block]).flatten(1)
+        keys = pool(train[start : start + block, k : k + 1]).flatten(1)
         d = torch.cdist(query, keys, p=1)
         val, idx = d.min(1)
         better = val < best
@@ -131,7 +135,7 @@ def measure(runs: list[str], data: str, limit: int | None = 200, progress: bool 
         sources[name] = f"{run} ({model.cfg.name} config, {meta['epochs']} epochs)"
     preds["INIT VOICE"] = np.tile(INIT_VOICE.values.astype(np.int64), (n, 1))
     train_values = np.load(info.path / "train.voices.npy").astype(np.int64)
-    preds["nearest training voice"] = train_values[_nearest(info, spec)]
+    preds["nearest training voice"] = train_values[nearest_train(info, spec[:, main_note(info)])]
     # program takes one recording: the one-note NumCat++ flow model if given, else the first
     one_note = sorted(
         (m for m in models if m[1].notes == 1),

@@ -1,0 +1,87 @@
+"""Programming the DX7 from sounds of other instruments (companion/ood.py), against retrieval of
+the nearest library voice: audio distances of each result to its input, sounds and voices
+written to disk."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from .dataset import open_dataset
+from .dx7.sysex import single_voice_message, write_atomic
+from .dx7.voice import Voice
+from .evaluate import _commit, nearest_train
+from .metrics import audio_metrics
+from .ood import SOURCES, render_source
+from .program import Programmer
+from .synth import Renderer
+
+METHODS = ("network", "program", "retrieval")
+COLUMNS = [("sc", "spectral conv."), ("log_stft_mae", "log STFT MAE"), ("mfcc_mae", "MFCC MAE"),
+           ("mss", "multi-scale"), ("pitch_cents", "pitch err. (cents)")]  # fmt: skip
+
+
+def evaluate_ood(model_dir, data: str, out_dir: str | Path, figures: str | Path | None = None,
+                 sources=None) -> dict:  # fmt: skip
+    """Program every source, and retrieve the train voice nearest to it by log-mel distance.
+
+    Writes out_dir/<source>.wav (the input) and <source>_<method>.{wav,syx} for the network's
+    answer alone, the full program pipeline and retrieval; with ``figures``,
+    figures/table_ood.{md,csv}. Returns {source: {method: metrics}}.
+    """
+    info = open_dataset(data)
+    full = Programmer(model_dir)
+    if full.cfg != info.audio:
+        raise ValueError(f"{model_dir}: trained on other spectrograms than {data}")
+    network = Programmer(model_dir, candidates=1)
+    renderer, cfg = Renderer(info.audio), info.audio
+    train = np.load(info.path / "train.voices.npy").astype(np.int64)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for name in sources or SOURCES:
+        audio = render_source(name, cfg=cfg)
+        sf.write(out / f"{name}.wav", audio, cfg.sample_rate, subtype="PCM_16")
+        near = nearest_train(info, full.spectrogram(audio)[None].numpy())[0]
+        voices = {
+            "network": network.run_audio(audio, Path(name), tune=False).voice,
+            "program": full.run_audio(audio, Path(name)).voice,
+            "retrieval": Voice.from_values(train[near], name[:10]),
+        }
+        results[name] = {}
+        for method, voice in voices.items():
+            render = renderer.render(voice)
+            sf.write(out / f"{name}_{method}.wav", render, cfg.sample_rate, subtype="PCM_16")
+            write_atomic(out / f"{name}_{method}.syx", single_voice_message(voice))
+            results[name][method] = audio_metrics(audio, render, cfg.sample_rate)
+    if figures is not None:
+        write_table(results, f"Model {model_dir}; library: train split of {info.path.name}; "
+                    f"commit {_commit()}.", Path(figures))  # fmt: skip
+    return results
+
+
+def write_table(results: dict, head: str, out: Path) -> None:
+    """figures/table_ood.md (one row per source and method, then the means) and .csv."""
+    out.mkdir(parents=True, exist_ok=True)
+    lines = [f"{head} Every input: MIDI note 60, velocity 85, 4 s; distances of the DX7 result "
+             "to the input (lower is better).", "",
+             "| source | method | " + " | ".join(c[1] for c in COLUMNS) + " |",
+             "|" + "---|" * (len(COLUMNS) + 2)]  # fmt: skip
+    rows = [["source", "method", *[c for c, _ in COLUMNS]]]
+    for name, per in results.items():
+        for method in METHODS:
+            vals = [per[method][c] for c, _ in COLUMNS]
+            rows.append([name, method, *vals])
+            lines.append(f"| {name} | {method} | " + " | ".join(f"{v:.3f}" for v in vals) + " |")
+    for method in METHODS:
+        cols = [np.array([per[method][c] for per in results.values()]) for c, _ in COLUMNS]
+        vals = [np.nanmean(v) if np.isfinite(v).any() else np.nan for v in cols]
+        lines.append(f"| **mean** | {method} | " + " | ".join(f"{v:.3f}" for v in vals) + " |")
+    buf = io.StringIO()
+    csv.writer(buf).writerows(rows)
+    write_atomic(out / "table_ood.md", ("\n".join(lines) + "\n").encode())
+    write_atomic(out / "table_ood.csv", buf.getvalue().encode())
