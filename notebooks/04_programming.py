@@ -24,13 +24,14 @@
 #
 # Parameters (papermill): `config`, `data_dir`, `limit` (as notebook 01), `rows` (one-note rows
 # of notebook 02, one column each), `models` (model folders, comma-separated, instead of those
-# rows), `n_voices`, `out_dir`.
+# rows), `six` (the six-note row, for the multi-note section), `n_voices`, `out_dir`.
 
 # %% tags=["parameters"]
 config = "smoke"
 data_dir = "../data"
 limit = 64
 rows = "numonly,numcat,numcat++"
+six = "numcat++/six"
 models = ""
 n_voices = 8
 out_dir = "../data/programming"
@@ -41,15 +42,19 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import soundfile as sf
+import torch
 
 from companion import presets
 from companion.dataset import open_dataset
+from companion.dx7.params import representation
 from companion.dx7.sysex import single_voice_message, write_atomic
+from companion.dx7.voice import Voice
 from companion.labels import LABELS
 from companion.metrics import audio_metrics
 from companion.models.vae import load_model
+from companion.plots import spectrogram_png
 from companion.program import Programmer
-from companion.reproduce import dataset_dir, parse_rows
+from companion.reproduce import Row, dataset_dir, parse_rows
 from companion.synth import Renderer
 
 data = Path(data_dir)
@@ -77,6 +82,8 @@ for k in range(len(chosen)):  # round-robin over the labels
             picked.append(group[k])
 picked = picked or chosen[:n_voices]
 voices = dict(presets.load(ds.header["database"], ids=[int(ids[i]) for i in picked]))
+by_id = dict(presets.load(ds.header["database"], ids=[int(i) for i in ids[:64]]))
+voices_all = [by_id[int(i)] for i in ids[:64]]
 
 # %%
 renderer, table = Renderer(ds.audio), []
@@ -125,3 +132,64 @@ for r, i in enumerate(picked):
         axes[r, c].set_title(f"{vid} {name}", fontsize=8)
         axes[r, c].axis("off")
 fig.tight_layout()
+
+# %% [markdown]
+# ## Learning from multiple notes: one voice at velocities 20, 64 and 127
+#
+# The test voice (of the first 64) whose sound changes most with velocity, played at MIDI 60
+# with velocities 20, 64 and 127: the original, the one-note NumCat++ model's voice (it heard
+# 60 / 85 only) and the six-note model's voice (it heard all six notes). Table: log-mel
+# distance to the original at each velocity. Needs the six-note dataset and run of notebooks
+# 01-02 (`six`: that row; empty: skipped).
+
+# %%
+six_run = Row.parse(six).run_dir(data, config) if six else None
+six_ds = dataset_dir(data, config, "six", limit)
+if six_run is not None and (six_run / "model.yaml").exists() and (six_ds / "stats.json").exists():
+    six_info = open_dataset(six_ds)
+    six_ids = list(np.load(six_info.path / "test.ids.npy"))
+    velocities = ((60, 20), (60, 64), (60, 127))
+    spread = []
+    for i in range(min(64, len(ids))):  # how much each voice changes from velocity 20 to 127
+        soft, loud = (full.spectrogram(a) for a in renderer.render_notes(
+            voices_all[i], ((60, 20), (60, 127))))  # fmt: skip
+        spread.append(float((soft - loud).abs().mean()))
+    pick = int(np.argmax(spread))
+    vid = int(ids[pick])
+    original = voices_all[pick]
+    one_note = full.run_audio(renderer.render(original), Path(str(vid)), tune=False).voice
+    model6, meta6 = load_model(six_run)
+    spec6 = np.load(six_info.path / "test.spec.npy", mmap_mode="r")[six_ids.index(vid)]
+    x = torch.from_numpy(np.asarray(spec6, np.float32))[None] - meta6["stats"]["mean_db"]
+    u = model6.infer(x / meta6["stats"]["std_db"]).numpy()
+    six_note = Voice.from_values(representation(meta6["encoding"]).decode(u)[0], "SIX NOTES")
+    dyn = []
+    for name, voice in (("original", original), ("one-note", one_note), ("six-note", six_note)):
+        for (_, vel), audio in zip(velocities, renderer.render_notes(voice, velocities)):
+            stem = f"{vid:06d}_vel{vel:03d}_{name}"
+            sf.write(out / f"{stem}.wav", audio, ds.audio.sample_rate)
+            spectrogram_png(audio, out / f"{stem}.png", ds.audio)
+    for vel in (20, 64, 127):
+        target = full.spectrogram(sf.read(out / f"{vid:06d}_vel{vel:03d}_original.wav",
+                                          dtype="float32")[0])  # fmt: skip
+        row = {"velocity": vel}
+        for name in ("one-note", "six-note"):
+            got = sf.read(out / f"{vid:06d}_vel{vel:03d}_{name}.wav", dtype="float32")[0]
+            row[f"{name} log-mel dist. (dB)"] = float((full.spectrogram(got) - target).abs().mean())
+        dyn.append(row)
+    print(f"voice {vid:06d} '{original.display_name}' (spread {spread[pick]:.1f} dB)")
+    lines = ["| " + " | ".join(dyn[0]) + " |", "|" + "---|" * len(dyn[0])]
+    lines += ["| " + " | ".join(f"{v:.2f}" if isinstance(v, float) else str(v)
+                                for v in r.values()) + " |" for r in dyn]  # fmt: skip
+    write_atomic(out / "dynamics.md", ("\n".join(lines) + "\n").encode())
+    print("\n".join(lines))
+    fig, axes = plt.subplots(3, 3, figsize=(10, 6))
+    for r, name in enumerate(("original", "one-note", "six-note")):
+        for c, vel in enumerate((20, 64, 127)):
+            axes[r, c].imshow(plt.imread(out / f"{vid:06d}_vel{vel:03d}_{name}.png"),
+                              aspect="auto")  # fmt: skip
+            axes[r, c].set_title(f"{name}, velocity {vel}", fontsize=8)
+            axes[r, c].axis("off")
+    fig.tight_layout()
+else:
+    print("no six-note run: the multi-note section is skipped")

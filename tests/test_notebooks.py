@@ -11,8 +11,9 @@ NOTEBOOKS = sorted(Path(__file__).parents[1].glob("notebooks/[0-9][0-9]_*.ipynb"
 
 
 def test_there_are_notebooks():
-    assert [p.stem for p in NOTEBOOKS][:4] == [
-        "01_dataset", "02_train", "03_evaluate", "04_programming"]  # fmt: skip
+    assert [p.stem for p in NOTEBOOKS][:6] == [
+        "01_dataset", "02_train", "03_evaluate", "04_programming", "05_interpolation",
+        "06_out_of_domain"]  # fmt: skip
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -61,5 +62,20 @@ def test_notebooks_run_in_order(cartridges, tmp_path):
     text = run_notebook(NOTEBOOKS[3], tmp_path / "04.ipynb", **common, n_voices=3,
                         out_dir=str(out))  # fmt: skip
     assert "numonly SC" in text and "numcat++ SC" in text and "program SC" in text
-    assert len(list(out.glob("*_program.syx"))) == 3 and len(list(out.glob("*.wav"))) == 15
+    assert len(list(out.glob("*_program.syx"))) == 3
+    assert len([p for p in out.glob("*.wav") if "_vel" not in p.name]) == 15  # 3 x 5 columns
     assert len(list(out.glob("*_numcatpp.png"))) == 3
+    assert "velocity | one-note log-mel dist. (dB) | six-note" in text
+    assert len(list(out.glob("*_vel127_six-note.wav"))) == 1
+    interp, ood_dir = tmp_path / "interpolation", tmp_path / "ood"
+    text = run_notebook(NOTEBOOKS[4], tmp_path / "05.ipynb", **common, pairs=3, voices=8,
+                        out_dir=str(interp), figures_dir=str(figures))  # fmt: skip
+    for k, mode in [(1, "latent"), (1, "naive"), (2, "latent"), (2, "naive")]:
+        assert len(list((interp / f"example{k}" / mode).glob("step*.syx"))) == 7
+        assert (interp / f"example{k}" / mode / "step7.png").exists()
+    assert "| latent |" in text and "| latent prior |" in text
+    assert (interp / "generated.syx").exists() and (figures / "interpolation.png").exists()
+    text = run_notebook(NOTEBOOKS[5], tmp_path / "06.ipynb", **common, out_dir=str(ood_dir),
+                        sources="gm-piano,faust-subtractive", figures_dir=str(figures))  # fmt: skip
+    assert "| gm-piano | program |" in text and "image/png" in text
+    assert (ood_dir / "faust-subtractive_retrieval.syx").exists()

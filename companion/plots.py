@@ -1,0 +1,23 @@
+"""Small image helpers shared by the notebooks and the demo site."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .audio import MelSpectrogram
+from .config import AudioConfig
+
+
+def spectrogram_png(audio: np.ndarray, path: str | Path, cfg: AudioConfig = AudioConfig()) -> Path:
+    """Write the mel spectrogram (dB, low notes at the bottom) of a (T,) sound as a PNG, one
+    pixel per band and frame, colours from -100 to +40 dB for every image; returns the path."""
+    import matplotlib.pyplot as plt
+
+    with torch.no_grad():
+        spec = MelSpectrogram(cfg)(torch.from_numpy(np.asarray(audio, np.float32))).numpy()
+    path = Path(path)
+    plt.imsave(path, spec, origin="lower", cmap="magma", vmin=-100.0, vmax=40.0)
+    return path
