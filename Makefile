@@ -6,10 +6,10 @@ BIN := $(VENV)/bin
 CARTRIDGES ?= $(COMPANION_CARTRIDGES)
 DATA ?= data
 CONFIG ?= smoke
-LIMIT ?= 500
 FIGURES ?= $(DATA)/figures
+SITE ?= $(DATA)/site
 
-.PHONY: setup setup-system demo test lint reproduce bench clean-data
+.PHONY: setup setup-system setup-test-system site site-check demo test lint reproduce bench clean-data
 
 # Install torch first if you want a particular build (e.g. CUDA); otherwise pip picks one.
 $(BIN)/.installed: pyproject.toml
@@ -31,6 +31,14 @@ setup-system:
 
 setup: $(BIN)/.installed setup-system
 
+# Debian packages the tests need besides: Jekyll (the site) and Chromium + ChromeDriver (the
+# browser check of the site).
+TEST_PACKAGES := jekyll chromium chromium-driver
+setup-test-system:
+	@if command -v apt-get >/dev/null && ! dpkg -s $(TEST_PACKAGES) >/dev/null 2>&1; then \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(TEST_PACKAGES); \
+	fi
+
 # The main job: a sound in, a DX7 voice out. INPUT=your.wav programs your own sound; without
 # it, two sounds that are not DX7s are made and programmed: a sampled violin (General MIDI
 # soundfont, FluidSynth) and a clarinet (Faust physical model, DawDreamer).
@@ -40,7 +48,7 @@ demo: setup
 	$(if $(INPUT),,$(BIN)/companion sounds gm-violin faust-clarinet --out-dir $(DATA)/demo)
 	$(BIN)/companion program $(if $(INPUT),"$(INPUT)",$(DATA)/demo/gm-violin.wav $(DATA)/demo/faust-clarinet.wav) --out-dir $(DATA)/demo/out --wav --png
 
-test: setup
+test: setup setup-test-system
 	$(BIN)/ruff check companion tests bench notebooks/*.py
 	$(BIN)/python -m pytest -q
 
@@ -51,15 +59,31 @@ lint: setup
 # Runs the notebooks in order with papermill; executed copies go to build/notebooks, tables to
 # FIGURES (data/figures; FIGURES=figures for the committed ones).
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+# Scale of each config: voices in the datasets (0: all), epochs (0: the config's), test voices
+# in the table, interpolation pairs and new voices measured.
+SCALE_smoke := -p limit 64 -p epochs 2
+SCALE_small := -p limit 0 -p epochs 0 -p test_voices 200 -p pairs 100 -p voices 256
+SCALE_paper := $(SCALE_small)
 reproduce: setup
 	@mkdir -p build/notebooks
 	@for nb in $(NOTEBOOKS); do \
 	  echo "== $$nb ($(CONFIG))"; \
 	  $(BIN)/papermill --cwd notebooks --progress-bar -p config $(CONFIG) -p data_dir $(abspath $(DATA)) \
-	    -p figures_dir $(abspath $(FIGURES)) \
+	    $(SCALE_$(CONFIG)) -p figures_dir $(abspath $(FIGURES)) -p site_dir $(abspath $(SITE)) \
+	    -p programming_dir $(abspath $(DATA))/04_programming -p out_dir $(abspath $(DATA))/$$(basename $$nb .ipynb) \
+	    -p interpolation_dir $(abspath $(DATA))/05_interpolation -p ood_dir $(abspath $(DATA))/06_out_of_domain \
 	    $$( [ -n "$(CARTRIDGES)" ] && echo "-p cartridges $(abspath $(CARTRIDGES))" ) \
 	    $$nb build/$$nb || exit 1; \
 	done
+
+# The demo site: build site/ (or SITE=...) with Jekyll, then open every page in Chromium.
+site: setup-test-system
+	jekyll build -s $(or $(SITE_SRC),site) -d $(or $(SITE_SRC),site)/_site
+
+site-check: setup site
+	$(BIN)/python -c "import json, sys; from companion.site_check import check_site; \
+	r = check_site('$(or $(SITE_SRC),site)/_site', 'build/site-screenshot.png'); print(json.dumps(r, indent=1)); \
+	sys.exit(any(v[k] for v in r.values() for k in ('console_errors', 'bad_urls', 'bad_audio', 'bad_images')))"
 
 bench: setup
 	@test -f $(DATA)/presets.sqlite || $(BIN)/companion presets build --cartridges "$(CARTRIDGES)" --db $(DATA)/presets.sqlite

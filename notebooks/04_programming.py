@@ -37,6 +37,7 @@ n_voices = 8
 out_dir = "../data/programming"
 
 # %%
+import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -102,9 +103,7 @@ for i in picked:
         stem = f"{vid}_{name.replace('+', 'p')}"  # numcat++ -> numcatpp: safe in URLs
         sf.write(out / f"{stem}.wav", sound, ds.audio.sample_rate)
         write_atomic(out / f"{stem}.syx", single_voice_message(voice))
-        spec = full.spectrogram(sound).numpy()
-        plt.imsave(out / f"{stem}.png", spec, origin="lower", cmap="magma",
-                   vmin=ds.audio.floor_db)  # fmt: skip
+        spectrogram_png(sound, out / f"{stem}.png", ds.audio)
     tags = ", ".join(n for n, on in zip(LABELS, labels[i]) if on) or "silent"
     row = {"id": vid, "name": original.display_name, "labels": tags}
     for name in names[1:]:
@@ -121,6 +120,19 @@ table = "\n".join(lines)
 write_atomic(out / "programming.md", (table + "\n").encode())
 print(table)
 print(f"audio, voices and spectrograms in {out}")
+# what the demo site shows (notebook 07): one row per voice, one cell per column
+titles = {"original": "original", "numonly": "Num only", "numcat": "NumCat",
+          "numcat++": "NumCat++", "program": "NumCat++ + program"}  # fmt: skip
+site = {"programming": {
+    "title": "Automatic synthesizer programming",
+    "intro": "Test voices (never seen in training), played at MIDI 60, velocity 85: the original "
+             "and the voice inferred from its sound by each preset representation's model, and by "
+             "the full program pipeline (candidates rendered by the engine, then tuning).",
+    "columns": [titles.get(n, n) for n in names],
+    "rows": [{"key": r["id"], "title": f"{r['id']} {r['name']}", "note": r["labels"],
+              "cells": [{"label": n, "wav": str(out / f"{r['id']}_{n.replace('+', 'p')}.wav"),
+                         "png": str(out / f"{r['id']}_{n.replace('+', 'p')}.png")}
+                        for n in names]} for r in table]}}  # fmt: skip
 
 # %%
 fig, axes = plt.subplots(len(picked), len(names), figsize=(3.2 * len(names), 2.2 * len(picked)),
@@ -182,6 +194,19 @@ if six_run is not None and (six_run / "model.yaml").exists() and (six_ds / "stat
     lines += ["| " + " | ".join(f"{v:.2f}" if isinstance(v, float) else str(v)
                                 for v in r.values()) + " |" for r in dyn]  # fmt: skip
     write_atomic(out / "dynamics.md", ("\n".join(lines) + "\n").encode())
+    site["dynamics"] = {
+        "title": "Learning from multiple notes",
+        "intro": f"Test voice {vid:06d} '{original.display_name}', whose sound changes most with "
+                 "velocity, played at MIDI 60 with velocities 20, 64 and 127: the original, the "
+                 "voice inferred by the one-note model (it heard velocity 85 only) and by the "
+                 "six-note model.",
+        "columns": ["velocity 20", "velocity 64", "velocity 127"],
+        "rows": [{"key": name, "title": name,
+                  "cells": [{"label": f"vel{v:03d}",
+                             "wav": str(out / f"{vid:06d}_vel{v:03d}_{name}.wav"),
+                             "png": str(out / f"{vid:06d}_vel{v:03d}_{name}.png")}
+                            for v in (20, 64, 127)]}
+                 for name in ("original", "one-note", "six-note")]}  # fmt: skip
     print("\n".join(lines))
     fig, axes = plt.subplots(3, 3, figsize=(10, 6))
     for r, name in enumerate(("original", "one-note", "six-note")):
@@ -193,3 +218,7 @@ if six_run is not None and (six_run / "model.yaml").exists() and (six_ds / "stat
     fig.tight_layout()
 else:
     print("no six-note run: the multi-note section is skipped")
+
+# %%
+write_atomic(out / "site.json", json.dumps(site, indent=1).encode())
+print(f"site sections {list(site)} in {out / 'site.json'}")

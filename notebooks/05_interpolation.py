@@ -38,6 +38,7 @@ out_dir = "../data/interpolation"
 figures_dir = "../data/figures"
 
 # %%
+import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -46,6 +47,7 @@ from IPython.display import Markdown, display
 
 from companion import evaluate, latent_eval, presets
 from companion.dataset import open_dataset
+from companion.dx7.sysex import write_atomic
 from companion.dx7.voice import Voice
 from companion.interpolate import Latent, generate_bank, naive_path, step_names, write_path
 from companion.labels import LABELS
@@ -122,3 +124,19 @@ for ax, voice in zip(axes, bank):
     ax.set_title(voice.display_name, fontsize=8)
     ax.axis("off")
 print(f"a bank of 32 new voices: {paths[0]}")
+
+# %%
+# what the demo site shows (notebook 07): one row per example and mode, one cell per step
+site = {"interpolation": {
+    "title": "Latent interpolation between two presets",
+    "intro": "Seven steps from voice A (step 1) to voice B (step 7): through the model's latent "
+             "space (each voice encoded by the inverse of the regression flow, a straight line "
+             "in zK) and naively (linear in the parameters, categorical ones switching half-way).",
+    "columns": [f"step {s}" for s in range(1, 8)],
+    "rows": [{"key": f"example{k}-{mode}", "title": f"'{na}' to '{nb}', {mode}",
+              "cells": [{"label": f"step{s}",
+                         "wav": str(out / f"example{k}" / mode / f"step{s}.wav"),
+                         "png": str(out / f"example{k}" / mode / f"step{s}.png")}
+                        for s in range(1, 8)]}
+             for k, na, nb in examples for mode in ("latent", "naive")]}}  # fmt: skip
+write_atomic(out / "site.json", json.dumps(site, indent=1).encode())

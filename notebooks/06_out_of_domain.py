@@ -37,6 +37,7 @@ out_dir = "../data/out_of_domain"
 figures_dir = "../data/figures"
 
 # %%
+import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -45,6 +46,7 @@ from IPython.display import Markdown, display
 
 from companion import ood, ood_eval
 from companion.dataset import open_dataset
+from companion.dx7.sysex import write_atomic
 from companion.plots import spectrogram_png
 from companion.reproduce import Row, dataset_dir
 
@@ -63,10 +65,11 @@ display(Markdown((figures / "table_ood.md").read_text()))
 
 # %%
 columns = ["input", *ood_eval.METHODS]
+stem_of = lambda name, method: name if method == "input" else f"{name}_{method}"  # noqa: E731
 fig, axes = plt.subplots(len(names), len(columns), figsize=(12, 1.9 * len(names)), squeeze=False)
 for r, name in enumerate(names):
     for c, method in enumerate(columns):
-        stem = name if method == "input" else f"{name}_{method}"
+        stem = stem_of(name, method)
         audio, _ = sf.read(out / f"{stem}.wav", dtype="float32")
         png = spectrogram_png(audio, out / f"{stem}.png", ds.audio)
         axes[r, c].imshow(plt.imread(png), aspect="auto")
@@ -78,3 +81,17 @@ for r, name in enumerate(names):
             axes[r, c].set_ylabel(name, fontsize=8)
 fig.tight_layout()
 print(f"sounds (.wav), voices (.syx) and spectrograms (.png) in {out}")
+
+# %%
+# what the demo site shows (notebook 07): one row per source, one cell per method
+site = {"ood": {
+    "title": "Sounds of other instruments",
+    "intro": "Sounds no DX7 made (a General MIDI soundfont played by FluidSynth, Faust programs "
+             "played by DawDreamer; MIDI 60, velocity 85) and the DX7 voices inferred from them: "
+             "the network's answer, the full program pipeline, and the nearest library voice.",
+    "columns": columns,
+    "rows": [{"key": name, "title": name,
+              "cells": [{"label": m, "wav": str(out / f"{stem_of(name, m)}.wav"),
+                         "png": str(out / f"{stem_of(name, m)}.png")}
+                        for m in columns]} for name in names]}}  # fmt: skip
+write_atomic(out / "site.json", json.dumps(site, indent=1).encode())
