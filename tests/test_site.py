@@ -17,7 +17,7 @@ TABLES = ("main", "notes", "interpolation", "generate", "ood")
 
 def _manifest(tmp_path, n_rows=2):
     renderer, cells = Renderer(), []
-    for k, voice in enumerate(FIXTURE_VOICES[:n_rows * 2]):
+    for k, voice in enumerate(FIXTURE_VOICES[: n_rows * 2]):
         wav = tmp_path / f"v{k}.wav"
         audio = renderer.render(voice)
         sf.write(wav, audio, 22050)
