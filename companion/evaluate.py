@@ -121,6 +121,8 @@ def measure(runs: list[str], data: str, limit: int | None = 200, progress: bool 
         key = (meta["encoding"], "six" if meta["notes"] == 6 else "single", meta["regression"])
         name = next((r[3] for r in PAPER_ROWS if r[:3] == key),
                     f"{key[0]}, {key[1]} notes, {key[2]}")  # fmt: skip
+        if preds.get(name) is not None:  # a second model of the same row: say how it differs
+            name = f"{name}, {meta['epochs']} epochs"
         if model.cfg.audio != info.audio:
             raise ValueError(f"{run}: trained on other spectrograms than {data}")
         x = torch.from_numpy(np.asarray(spec, np.float32)) - meta["stats"]["mean_db"]
@@ -132,14 +134,19 @@ def measure(runs: list[str], data: str, limit: int | None = 200, progress: bool 
                              f"not {data}")  # fmt: skip
         u = torch.cat([model.infer(x[i : i + 64]) for i in range(0, n, 64)]).numpy()
         preds[name] = representation(meta["encoding"]).decode(u)
-        sources[name] = f"{run} ({model.cfg.name} config, {meta['epochs']} epochs)"
+        sources[name] = (f"{run} ({model.cfg.name} config, {meta['epochs']} epochs, "
+                         f"{meta.get('trained_s', 0) / 60:.0f} min of training)")  # fmt: skip
     preds["INIT VOICE"] = np.tile(INIT_VOICE.values.astype(np.int64), (n, 1))
     train_values = np.load(info.path / "train.voices.npy").astype(np.int64)
     preds["nearest training voice"] = train_values[nearest_train(info, spec[:, main_note(info)])]
-    # program takes one recording: the one-note NumCat++ flow model if given, else the first
+    # program takes one recording: the one-note NumCat++ flow model trained longest, else the
+    # first one-note model
     one_note = sorted(
         (m for m in models if m[1].notes == 1),
-        key=lambda m: (m[2]["encoding"], m[2]["regression"]) != ("numcat++", "flow"),
+        key=lambda m: (
+            (m[2]["encoding"], m[2]["regression"]) != ("numcat++", "flow"),
+            -m[2]["epochs"],
+        ),
     )
     if one_note:
         prog_run = one_note[0][0]
