@@ -116,9 +116,9 @@ lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
 for row in table:
     lines.append("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v)
                                    for v in row.values()) + " |")  # fmt: skip
-table = "\n".join(lines)
-write_atomic(out / "programming.md", (table + "\n").encode())
-print(table)
+table_md = "\n".join(lines)
+write_atomic(out / "programming.md", (table_md + "\n").encode())
+print(table_md)
 print(f"audio, voices and spectrograms in {out}")
 # what the demo site shows (notebook 07): one row per voice, one cell per column
 titles = {"original": "original", "numonly": "Num only", "numcat": "NumCat",

@@ -7,13 +7,15 @@ import jupytext
 import papermill
 import pytest
 
+from companion.site_check import check_site
+
 NOTEBOOKS = sorted(Path(__file__).parents[1].glob("notebooks/[0-9][0-9]_*.ipynb"))
 
 
 def test_there_are_notebooks():
-    assert [p.stem for p in NOTEBOOKS][:6] == [
+    assert [p.stem for p in NOTEBOOKS] == [
         "01_dataset", "02_train", "03_evaluate", "04_programming", "05_interpolation",
-        "06_out_of_domain"]  # fmt: skip
+        "06_out_of_domain", "07_site", "08_explorer"]  # fmt: skip
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -79,3 +81,16 @@ def test_notebooks_run_in_order(cartridges, tmp_path):
                         sources="gm-piano,faust-subtractive", figures_dir=str(figures))  # fmt: skip
     assert "| gm-piano | program |" in text and "image/png" in text
     assert (ood_dir / "faust-subtractive_retrieval.syx").exists()
+    site_dir = tmp_path / "site"
+    text = run_notebook(NOTEBOOKS[6], tmp_path / "07.ipynb", config="smoke",
+                        data_dir=str(data), figures_dir=str(figures), site_dir=str(site_dir),
+                        programming_dir=str(out), interpolation_dir=str(interp),
+                        ood_dir=str(ood_dir))  # fmt: skip
+    # 3 voices x 5 + 3 x 3 velocities + 4 paths x 7 steps + 2 sources x 4
+    assert "'players': 60" in text and "built 4 pages" in text
+    report = check_site(site_dir / "_site", tmp_path / "screenshot.png")
+    assert sum(r["players"] for r in report.values()) == 60
+    for page, r in report.items():
+        assert not (r["console_errors"] or r["bad_urls"] or r["bad_audio"] or r["bad_images"]), page
+    text = run_notebook(NOTEBOOKS[7], tmp_path / "08.ipynb", **common)
+    assert "application/vnd.jupyter.widget-view+json" in text
