@@ -8,6 +8,7 @@ DATA ?= data
 CONFIG ?= smoke
 FIGURES ?= $(DATA)/figures
 SITE ?= $(DATA)/site
+NOTEBOOKS_OUT ?= build/notebooks
 
 .PHONY: setup setup-system setup-test-system site site-check demo test lint reproduce bench clean-data
 
@@ -65,7 +66,7 @@ SCALE_smoke := -p limit 64 -p epochs 2
 SCALE_small := -p limit 0 -p epochs 0 -p test_voices 200 -p pairs 100 -p voices 256
 SCALE_paper := $(SCALE_small)
 reproduce: setup
-	@mkdir -p build/notebooks
+	@mkdir -p $(NOTEBOOKS_OUT)
 	@for nb in $(NOTEBOOKS); do \
 	  echo "== $$nb ($(CONFIG))"; \
 	  $(BIN)/papermill --cwd notebooks --progress-bar -p config $(CONFIG) -p data_dir $(abspath $(DATA)) \
@@ -73,7 +74,7 @@ reproduce: setup
 	    -p programming_dir $(abspath $(DATA))/04_programming -p out_dir $(abspath $(DATA))/$$(basename $$nb .ipynb) \
 	    -p interpolation_dir $(abspath $(DATA))/05_interpolation -p ood_dir $(abspath $(DATA))/06_out_of_domain \
 	    $$( [ -n "$(CARTRIDGES)" ] && echo "-p cartridges $(abspath $(CARTRIDGES))" ) \
-	    $$nb build/$$nb || exit 1; \
+	    $$nb $(NOTEBOOKS_OUT)/$$(basename $$nb) || exit 1; \
 	done
 
 # The demo site: build site/ (or SITE=...) with Jekyll, then open every page in Chromium.

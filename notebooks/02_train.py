@@ -38,12 +38,20 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from companion import dataset, presets, train
+from companion.dx7.params import ENCODINGS, representation
 from companion.models.vae import load_model
 from companion.reproduce import dataset_dir, parse_rows
 
 data = Path(data_dir)
 db = data / "presets.sqlite"
 table_rows = parse_rows(rows)
+
+# %% [markdown]
+# The preset vector each representation learns (columns of u, and so the latent size):
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print({name: representation(name).size for name in ENCODINGS})
 
 # %%
 if not db.exists():
