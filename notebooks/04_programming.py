@@ -64,6 +64,8 @@ folders = [m for m in models.split(",") if m] or [
     str(row.run_dir(data, config)) for row in parse_rows(rows)]  # fmt: skip
 # one column per model, named by its representation: "numonly", "numcat", "numcat++"
 columns = {load_model(f)[1]["encoding"]: f for f in folders}
+trained = {k: {"cfg": load_model(f)[0].cfg, "epochs": load_model(f)[1]["epochs"]}
+           for k, f in columns.items()}  # fmt: skip
 out = Path(out_dir)
 out.mkdir(parents=True, exist_ok=True)
 
@@ -127,7 +129,9 @@ site = {"programming": {
     "title": "Automatic synthesizer programming",
     "intro": "Test voices (never seen in training), played at MIDI 60, velocity 85: the original "
              "and the voice inferred from its sound by each preset representation's model, and by "
-             "the full program pipeline (candidates rendered by the engine, then tuning).",
+             "the full program pipeline (candidates rendered by the engine, then tuning). "
+             "Models: " + "; ".join(f"{titles[k]}: {m['cfg'].name} config, {m['epochs']} epochs"
+                                    for k, m in trained.items()) + ".",
     "columns": [titles.get(n, n) for n in names],
     "rows": [{"key": r["id"], "title": f"{r['id']} {r['name']}", "note": r["labels"],
               "cells": [{"label": n, "wav": str(out / f"{r['id']}_{n.replace('+', 'p')}.wav"),
