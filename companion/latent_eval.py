@@ -158,7 +158,7 @@ def write_tables(interp: dict, gen: dict, head: str, out: str | Path) -> None:
     g = [f"{head} New voices: valid (every parameter in range), distinct, audible (RMS of the "
          f"render at note 60 / 85 above {AUDIBLE_RMS}), novelty (mean distance to the nearest "
          "training voice, mean |difference| / range over the learnt parameters).", "",
-         "| voices | " + " | ".join(keys) + " |", "|" + "---|" * (len(keys) + 1)]  # fmt: skip
+         "| source | " + " | ".join(keys) + " |", "|" + "---|" * (len(keys) + 1)]  # fmt: skip
     for name, s in gen.items():
         g.append(f"| {name} | " + " | ".join(
             str(s[k]) if k == "voices" else f"{s[k]:.3f}" for k in keys) + " |")  # fmt: skip
