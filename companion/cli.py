@@ -152,7 +152,7 @@ def _evaluate_latent(args) -> None:
 
     interp = latent_eval.interpolation(args.run, args.data, args.pairs, seed=args.seed)
     gen = latent_eval.generation(args.run, args.data, args.voices, seed=args.seed)
-    head = f"Model {args.run}; commit {evaluate._commit()}."
+    head = f"Model {args.run}; commit {evaluate.code_commit()}."
     latent_eval.write_tables(interp, gen, head, args.out)
     for name in ("table_interpolation.md", "table_generate.md"):
         print(open(Path(args.out) / name).read())

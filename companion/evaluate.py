@@ -182,7 +182,7 @@ def measure(runs: list[str], data: str, limit: int | None = 200, progress: bool 
     return Measured(results, labels, sources, info, ids, preds, values, at_notes)
 
 
-def _commit() -> str:
+def code_commit() -> str:
     """The code's commit, marked "+changes" when the package differs from it."""
 
     def git(*args: str) -> str:
@@ -203,7 +203,7 @@ def _fmt(x: float) -> str:
 
 def _head(info) -> str:
     return (f"Test split of dataset {info.path.name} (config {info.config!r}, "
-            f"{info.audio.n_mels} x {info.audio.n_frames}); commit {_commit()}.")  # fmt: skip
+            f"{info.audio.n_mels} x {info.audio.n_frames}); commit {code_commit()}.")  # fmt: skip
 
 
 def _tables(results, labels, sources, info, n, out: Path) -> dict:

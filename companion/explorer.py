@@ -14,7 +14,6 @@ import tempfile
 from pathlib import Path
 
 import ipywidgets as widgets
-import matplotlib.pyplot as plt
 import numpy as np
 import soundfile as sf
 
@@ -22,6 +21,7 @@ from .dataset import open_dataset
 from .dx7.sysex import single_voice_message
 from .dx7.voice import Voice
 from .interpolate import Latent
+from .plots import save_spectrogram
 from .presets import load
 from .program import Programmer
 from .synth import Renderer
@@ -38,8 +38,7 @@ def wav_bytes(audio: np.ndarray, sr: int = 22050) -> bytes:
 def png_bytes(spec_db: np.ndarray) -> bytes:
     """A (n_mels, frames) dB spectrogram as PNG bytes, low bands at the bottom."""
     buf = io.BytesIO()
-    plt.imsave(buf, spec_db, origin="lower", cmap="magma", vmin=-100, vmax=40,
-                             format="png")  # fmt: skip
+    save_spectrogram(spec_db, buf)
     return buf.getvalue()
 
 

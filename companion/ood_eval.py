@@ -14,7 +14,7 @@ import soundfile as sf
 from .dataset import open_dataset
 from .dx7.sysex import single_voice_message, write_atomic
 from .dx7.voice import Voice
-from .evaluate import _commit, nearest_train
+from .evaluate import code_commit, nearest_train
 from .metrics import audio_metrics
 from .ood import SOURCES, render_source
 from .program import Programmer
@@ -60,7 +60,7 @@ def evaluate_ood(model_dir, data: str, out_dir: str | Path, figures: str | Path 
             results[name][method] = audio_metrics(audio, render, cfg.sample_rate)
     if figures is not None:
         write_table(results, f"Model {model_dir}; library: train split of {info.path.name}; "
-                    f"commit {_commit()}.", Path(figures))  # fmt: skip
+                    f"commit {code_commit()}.", Path(figures))  # fmt: skip
     return results
 
 

@@ -14,10 +14,17 @@ from .config import AudioConfig
 def spectrogram_png(audio: np.ndarray, path: str | Path, cfg: AudioConfig = AudioConfig()) -> Path:
     """Write the mel spectrogram (dB, low notes at the bottom) of a (T,) sound as a PNG, one
     pixel per band and frame, colours from -100 to +40 dB for every image; returns the path."""
-    import matplotlib.pyplot as plt
-
     with torch.no_grad():
         spec = MelSpectrogram(cfg)(torch.from_numpy(np.asarray(audio, np.float32))).numpy()
     path = Path(path)
-    plt.imsave(path, spec, origin="lower", cmap="magma", vmin=-100.0, vmax=40.0)
+    save_spectrogram(spec, path)
     return path
+
+
+def save_spectrogram(spec_db: np.ndarray, target) -> None:
+    """A (n_mels, frames) dB spectrogram as PNG into a path or a binary file object, low bands
+    at the bottom, colours from -100 to +40 dB."""
+    import matplotlib.pyplot as plt
+
+    plt.imsave(target, np.asarray(spec_db), origin="lower", cmap="magma", vmin=-100.0,
+               vmax=40.0, format="png")  # fmt: skip

@@ -63,8 +63,9 @@ ds = open_dataset(dataset_dir(data, config, "single", limit))
 folders = [m for m in models.split(",") if m] or [
     str(row.run_dir(data, config)) for row in parse_rows(rows)]  # fmt: skip
 # one column per model, named by its representation: "numonly", "numcat", "numcat++"
-columns = {load_model(f)[1]["encoding"]: f for f in folders}
-trained = {k: {"cfg": load_model(f)[0].cfg, "epochs": load_model(f)[1]["epochs"]}
+loaded = {f: load_model(f) for f in folders}
+columns = {meta["encoding"]: f for f, (_, meta) in loaded.items()}
+trained = {k: {"cfg": loaded[f][0].cfg, "epochs": loaded[f][1]["epochs"]}
            for k, f in columns.items()}  # fmt: skip
 out = Path(out_dir)
 out.mkdir(parents=True, exist_ok=True)

@@ -109,7 +109,7 @@ fig.tight_layout()
 # %%
 interp = latent_eval.interpolation(run, str(ds.path), pairs=pairs, progress=False)
 gen = latent_eval.generation(run, str(ds.path), n=voices)
-latent_eval.write_tables(interp, gen, f"Model {run}; commit {evaluate._commit()}.", figures)
+latent_eval.write_tables(interp, gen, f"Model {run}; commit {evaluate.code_commit()}.", figures)
 display(Markdown((figures / "table_interpolation.md").read_text()))
 display(Markdown((figures / "table_generate.md").read_text()))
 

@@ -50,7 +50,7 @@ for folder in (programming_dir, interpolation_dir, ood_dir):
 counts = site.write_site(manifest, out)
 site.write_tables({name: figures / f"table_{name}.md" for name in
                    ("main", "notes", "interpolation", "generate", "ood")}, out)  # fmt: skip
-note = f"config {config}, commit {evaluate._commit()}."
+note = f"config {config}, commit {evaluate.code_commit()}."
 write_atomic(out / "_data" / "build.yml", yaml.safe_dump({"note": note}).encode())
 print(counts)
 
