@@ -84,7 +84,7 @@ site: setup-test-system
 	jekyll build -s $(or $(SITE_SRC),site) -d $(or $(SITE_SRC),site)/_site
 
 site-check: setup site
-	$(BIN)/python -c "import json, sys; from companion.site_check import check_site; \
+	$(BIN)/python -c "import json, sys; from companion.publishing.site_check import check_site; \
 	r = check_site('$(or $(SITE_SRC),site)/_site', 'build/site-screenshot.png'); print(json.dumps(r, indent=1)); \
 	sys.exit(any(v[k] for v in r.values() for k in ('console_errors', 'bad_urls', 'bad_audio', 'bad_images')))"
 

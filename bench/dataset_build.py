@@ -14,9 +14,9 @@ import argparse
 import tempfile
 import time
 
-from companion import dataset, presets
 from companion.config import NOTE_LAYOUTS, get_config
-from companion.synth import Renderer, default_processes, render_many
+from companion.data import dataset, presets
+from companion.data.render import Renderer, default_processes, render_many
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Time of `companion program` per input against the number of candidates, in one run.
 
-    .venv/bin/python bench/program_time.py --db data/presets.sqlite [--model models/default]
+    .venv/bin/python bench/program_time.py --db data/presets.sqlite [--model DIR]
 
 Renders N test-split voices to .wav files, then programs them with K = 1, 4, 8, 16 candidates
 (tuning on), and prints seconds per input, the mean log-mel distance to the input, and the ratio
@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from companion import presets
-from companion.program import Programmer
-from companion.synth import Renderer
+from companion.data import presets
+from companion.data.render import Renderer
+from companion.matching.program import Programmer
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 
 def _presets_build(args) -> None:
-    from . import presets
+    from companion.data import presets
 
     summary = presets.build(args.cartridges, args.db)
     print(
@@ -26,7 +26,7 @@ def _presets_build(args) -> None:
 
 
 def _presets_info(args) -> None:
-    from . import presets
+    from companion.data import presets
 
     summary = presets.info(args.db)
     if args.json:
@@ -48,7 +48,7 @@ def _presets_info(args) -> None:
 
 
 def _presets_export(args) -> None:
-    from . import presets
+    from companion.data import presets
 
     rows = presets.load(args.db, split=args.split, ids=args.ids, limit=args.limit)
     if not rows:
@@ -58,7 +58,7 @@ def _presets_export(args) -> None:
 
 
 def _dataset_build(args) -> None:
-    from . import dataset
+    from companion.data import dataset
 
     summary = dataset.build(
         args.db, args.config, args.out, notes=args.notes, limit=args.limit, processes=args.processes
@@ -67,7 +67,7 @@ def _dataset_build(args) -> None:
 
 
 def _train(args) -> None:
-    from . import train
+    from companion.training import train
 
     last = train.train(args.config, args.data, args.out, encoding=args.representation,
                        notes=args.notes, epochs=args.epochs, resume=args.resume,
@@ -76,7 +76,7 @@ def _train(args) -> None:
 
 
 def _program(args) -> None:
-    from . import program
+    from companion.matching import program
 
     results = program.program(args.inputs, args.out_dir, model=args.model, note=args.note,
                               velocity=args.velocity, candidates=args.candidates,
@@ -100,8 +100,8 @@ def _program(args) -> None:
 def _render(args) -> None:
     import soundfile as sf
 
-    from .dx7.sysex import read_voices
-    from .synth import Renderer
+    from companion.data.render import Renderer
+    from companion.dx7.sysex import read_voices
 
     voices = read_voices(args.syx)
     if not 0 <= args.index < len(voices):
@@ -117,15 +117,15 @@ def _render(args) -> None:
 
 
 def _evaluate(args) -> None:
-    from . import evaluate
+    from companion.evaluation import paper_table
 
-    evaluate.evaluate(args.run, args.data, args.out, limit=args.limit or None)
+    paper_table.evaluate(args.run, args.data, args.out, limit=args.limit or None)
     print(open(Path(args.out) / "table_main.md").read())
 
 
 def _interpolate(args) -> None:
-    from .dx7.sysex import read_voices
-    from .interpolate import Latent, naive_path, step_names, write_path
+    from companion.dx7.sysex import read_voices
+    from companion.latent.interpolate import Latent, naive_path, step_names, write_path
 
     a, b = (read_voices(f)[0] for f in (args.a, args.b))
     values = naive_path(a, b, args.steps) if args.naive else Latent(args.model).path(
@@ -139,8 +139,8 @@ def _interpolate(args) -> None:
 
 
 def _generate(args) -> None:
-    from .interpolate import generate_bank
-    from .presets import export
+    from companion.data.presets import export
+    from companion.latent.interpolate import generate_bank
 
     voices = generate_bank(args.n, args.model, args.seed)
     paths = export(voices, args.output)
@@ -148,21 +148,21 @@ def _generate(args) -> None:
 
 
 def _evaluate_latent(args) -> None:
-    from . import evaluate, latent_eval
+    from companion.evaluation import latent, paper_table
 
-    interp = latent_eval.interpolation(args.run, args.data, args.pairs, seed=args.seed)
-    gen = latent_eval.generation(args.run, args.data, args.voices, seed=args.seed)
-    head = f"Model {args.run}; commit {evaluate.code_commit()}."
-    latent_eval.write_tables(interp, gen, head, args.out)
+    interp = latent.interpolation(args.run, args.data, args.pairs, seed=args.seed)
+    gen = latent.generation(args.run, args.data, args.voices, seed=args.seed)
+    head = f"Model {args.run}; commit {paper_table.code_commit()}."
+    latent.write_tables(interp, gen, head, args.out)
     for name in ("table_interpolation.md", "table_generate.md"):
         print(open(Path(args.out) / name).read())
 
 
 def _sounds(args) -> None:
-    from . import ood
+    from companion.data import instruments
 
-    names = args.names or ood.SOURCES
-    paths = ood.write_sources(names, args.out_dir, args.note, args.velocity)
+    names = args.names or instruments.SOURCES
+    paths = instruments.write_sources(names, args.out_dir, args.note, args.velocity)
     print(
         f"wrote {len(paths)} sounds (note {args.note}, velocity {args.velocity}, 4 s) to "
         f"{args.out_dir}: " + ", ".join(p.name for p in paths)
@@ -170,14 +170,14 @@ def _sounds(args) -> None:
 
 
 def _evaluate_ood(args) -> None:
-    from . import ood_eval
+    from companion.evaluation import other_sounds
 
-    ood_eval.evaluate_ood(args.run, args.data, args.out_dir, args.out, args.sources or None)
+    other_sounds.evaluate_ood(args.run, args.data, args.out_dir, args.out, args.sources or None)
     print(open(Path(args.out) / "table_ood.md").read())
 
 
 def _ship(args) -> None:
-    from . import modelcard
+    from companion.publishing import modelcard
 
     out = modelcard.ship(args.run, args.data, args.out)
     print(f"wrote {out}/MODEL_CARD.md and the model's weights")
@@ -240,7 +240,7 @@ def parser() -> argparse.ArgumentParser:
         "inputs", nargs="+", metavar="INPUT", help="audio files (wav, flac, ogg, mp3...)"
     )
     g.add_argument("--out-dir", required=True)
-    g.add_argument("--model", help="model folder (default: models/default)")
+    g.add_argument("--model", help="model folder (default: companion/models/default)")
     g.add_argument("--note", type=int, default=60, help="MIDI note the input plays (default 60)")
     g.add_argument("--velocity", type=int, default=85, help="its velocity (default 85)")
     g.add_argument(
@@ -276,7 +276,7 @@ def parser() -> argparse.ArgumentParser:
     ip.add_argument("b", help=".syx file (its first voice)")
     ip.add_argument("--steps", type=int, default=7, help="voices on the path, ends included")
     ip.add_argument("--out-dir", required=True)
-    ip.add_argument("--model", help="model folder (default: models/default)")
+    ip.add_argument("--model", help="model folder (default: companion/models/default)")
     ip.add_argument("--naive", action="store_true", help="linear in the parameters instead")
     ip.add_argument("--wav", action="store_true", help="also render every step, .wav")
     ip.set_defaults(func=_interpolate)
@@ -284,12 +284,12 @@ def parser() -> argparse.ArgumentParser:
     gn = sub.add_parser("generate", help="new voices from the latent space, as a bank")
     gn.add_argument("--n", type=int, default=32, help="voices (1..32)")
     gn.add_argument("-o", "--output", required=True, help="BANK.syx")
-    gn.add_argument("--model", help="model folder (default: models/default)")
+    gn.add_argument("--model", help="model folder (default: companion/models/default)")
     gn.add_argument("--seed", type=int, default=0)
     gn.set_defaults(func=_generate)
 
     el = sub.add_parser("evaluate-latent", help="interpolation smoothness and new voices")
-    el.add_argument("--run", help="run or model folder (default: models/default)")
+    el.add_argument("--run", help="run or model folder (default: companion/models/default)")
     el.add_argument("--data", required=True, help="dataset folder (test and train splits)")
     el.add_argument("--out", default="figures")
     el.add_argument("--pairs", type=int, default=100, help="random test pairs")
@@ -306,17 +306,18 @@ def parser() -> argparse.ArgumentParser:
     so.set_defaults(func=_sounds)
 
     eo = sub.add_parser("evaluate-ood", help="program sounds of other instruments vs retrieval")
-    eo.add_argument("--run", help="run or model folder (default: models/default)")
+    eo.add_argument("--run", help="run or model folder (default: companion/models/default)")
     eo.add_argument("--data", required=True, help="dataset folder (its train split: retrieval)")
     eo.add_argument("--out-dir", required=True, help="where the sounds and voices go")
     eo.add_argument("--out", default="figures", help="where table_ood goes")
     eo.add_argument("--sources", nargs="+", help="default: all")
     eo.set_defaults(func=_evaluate_ood)
 
-    s = sub.add_parser("ship", help="copy a run's model to a folder (models/default) with its card")
+    s = sub.add_parser("ship", help="copy a run's model to a folder with its card "
+                          "(default: the shipped model, companion/models/default)")
     s.add_argument("--run", required=True)
     s.add_argument("--data", required=True, help="the dataset it was trained on (for metrics)")
-    s.add_argument("--out", default="models/default")
+    s.add_argument("--out", default="companion/models/default")
     s.set_defaults(func=_ship)
     return p
 

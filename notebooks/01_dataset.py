@@ -37,10 +37,10 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from companion import dataset, presets
+from companion.data import dataset, presets
+from companion.data.labels import LABELS
 from companion.dx7.params import PARAMS
-from companion.labels import LABELS
-from companion.reproduce import dataset_dir
+from companion.publishing.notebooks import dataset_dir
 
 data = Path(data_dir)
 db = data / "presets.sqlite"

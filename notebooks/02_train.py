@@ -37,10 +37,11 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from companion import dataset, presets, train
+from companion.data import dataset, presets
 from companion.dx7.params import ENCODINGS, representation
 from companion.models.vae import load_model
-from companion.reproduce import dataset_dir, parse_rows
+from companion.publishing.notebooks import dataset_dir, parse_rows
+from companion.training import train
 
 data = Path(data_dir)
 db = data / "presets.sqlite"

@@ -42,9 +42,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
-from companion import evaluate
 from companion.dx7.params import PARAMS
-from companion.reproduce import dataset_dir, parse_rows
+from companion.evaluation import paper_table
+from companion.publishing.notebooks import dataset_dir, parse_rows
 
 data = Path(data_dir)
 models = [r for r in runs.split(",") if r] or [
@@ -56,7 +56,7 @@ ds = six if (six / "stats.json").exists() else dataset_dir(data, config, "single
 print("models:", models, "\ndataset:", ds)
 
 # %%
-measured = evaluate.measure(models, str(ds), limit=test_voices, progress=False)
+measured = paper_table.measure(models, str(ds), limit=test_voices, progress=False)
 summary = measured.tables(Path(figures_dir))
 display(Markdown((Path(figures_dir) / "table_main.md").read_text()))
 display(Markdown((Path(figures_dir) / "table_notes.md").read_text()))

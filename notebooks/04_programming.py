@@ -45,18 +45,19 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from companion import presets
-from companion.dataset import open_dataset
+from companion.data import presets
+from companion.data.dataset import open_dataset
+from companion.data.labels import LABELS
+from companion.data.render import Renderer
 from companion.dx7.params import representation
-from companion.dx7.sysex import single_voice_message, write_atomic
+from companion.dx7.sysex import single_voice_message
 from companion.dx7.voice import Voice
-from companion.labels import LABELS
-from companion.metrics import audio_metrics
+from companion.evaluation.metrics import audio_metrics
+from companion.io import write_atomic
+from companion.matching.program import Programmer
 from companion.models.vae import load_model
-from companion.plots import spectrogram_png
-from companion.program import Programmer
-from companion.reproduce import Row, dataset_dir, parse_rows
-from companion.synth import Renderer
+from companion.publishing.notebooks import Row, dataset_dir, parse_rows
+from companion.publishing.plots import spectrogram_png
 
 data = Path(data_dir)
 ds = open_dataset(dataset_dir(data, config, "single", limit))

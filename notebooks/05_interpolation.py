@@ -45,15 +45,17 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
-from companion import evaluate, latent_eval, presets
-from companion.dataset import open_dataset
-from companion.dx7.sysex import write_atomic
+from companion.data import presets
+from companion.data.dataset import open_dataset
+from companion.data.labels import LABELS
+from companion.data.render import Renderer
 from companion.dx7.voice import Voice
-from companion.interpolate import Latent, generate_bank, naive_path, step_names, write_path
-from companion.labels import LABELS
-from companion.plots import spectrogram_png
-from companion.reproduce import Row, dataset_dir
-from companion.synth import Renderer
+from companion.evaluation import latent as latent_eval
+from companion.evaluation import paper_table
+from companion.io import write_atomic
+from companion.latent.interpolate import Latent, generate_bank, naive_path, step_names, write_path
+from companion.publishing.notebooks import Row, dataset_dir
+from companion.publishing.plots import spectrogram_png
 
 data = Path(data_dir)
 ds = open_dataset(dataset_dir(data, config, "single", limit))
@@ -109,7 +111,7 @@ fig.tight_layout()
 # %%
 interp = latent_eval.interpolation(run, str(ds.path), pairs=pairs, progress=False)
 gen = latent_eval.generation(run, str(ds.path), n=voices)
-latent_eval.write_tables(interp, gen, f"Model {run}; commit {evaluate.code_commit()}.", figures)
+latent_eval.write_tables(interp, gen, f"Model {run}; commit {paper_table.code_commit()}.", figures)
 display(Markdown((figures / "table_interpolation.md").read_text()))
 display(Markdown((figures / "table_generate.md").read_text()))
 

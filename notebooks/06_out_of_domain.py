@@ -44,27 +44,28 @@ import matplotlib.pyplot as plt
 import soundfile as sf
 from IPython.display import Markdown, display
 
-from companion import ood, ood_eval
-from companion.dataset import open_dataset
-from companion.dx7.sysex import write_atomic
-from companion.plots import spectrogram_png
-from companion.reproduce import Row, dataset_dir
+from companion.data import instruments
+from companion.data.dataset import open_dataset
+from companion.evaluation import other_sounds
+from companion.io import write_atomic
+from companion.publishing.notebooks import Row, dataset_dir
+from companion.publishing.plots import spectrogram_png
 
 data = Path(data_dir)
 ds = open_dataset(dataset_dir(data, config, "single", limit))
 run = model or str(Row("numcat++").run_dir(data, config))
 out, figures = Path(out_dir), Path(figures_dir)
-names = [s.strip() for s in sources.split(",") if s.strip()] or ood.SOURCES
+names = [s.strip() for s in sources.split(",") if s.strip()] or instruments.SOURCES
 
 # %%
-results = ood_eval.evaluate_ood(run, str(ds.path), out, figures, names)
+results = other_sounds.evaluate_ood(run, str(ds.path), out, figures, names)
 display(Markdown((figures / "table_ood.md").read_text()))
 
 # %% [markdown]
 # ## Spectrograms: input, network, program, retrieval
 
 # %%
-columns = ["input", *ood_eval.METHODS]
+columns = ["input", *other_sounds.METHODS]
 stem_of = lambda name, method: name if method == "input" else f"{name}_{method}"  # noqa: E731
 fig, axes = plt.subplots(len(names), len(columns), figsize=(12, 1.9 * len(names)), squeeze=False)
 for r, name in enumerate(names):

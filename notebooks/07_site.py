@@ -40,8 +40,9 @@ from pathlib import Path
 
 import yaml
 
-from companion import evaluate, site
-from companion.dx7.sysex import write_atomic
+from companion.evaluation import paper_table
+from companion.io import write_atomic
+from companion.publishing import site
 
 figures, out = Path(figures_dir), site.copy_source(site_dir)
 manifest = {}
@@ -50,7 +51,7 @@ for folder in (programming_dir, interpolation_dir, ood_dir):
 counts = site.write_site(manifest, out)
 site.write_tables({name: figures / f"table_{name}.md" for name in
                    ("main", "notes", "interpolation", "generate", "ood")}, out)  # fmt: skip
-note = f"config {config}, commit {evaluate.code_commit()}."
+note = f"config {config}, commit {paper_table.code_commit()}."
 write_atomic(out / "_data" / "build.yml", yaml.safe_dump({"note": note}).encode())
 print(counts)
 

@@ -21,7 +21,7 @@
 # latent space; sample new voices and download them as .syx for Dexed or a DX7.
 #
 # Parameters (papermill): `config`, `data_dir`, `limit` (the dataset of notebook 01), `model`
-# (a model folder; empty: the shipped model, models/default, when its spectrogram settings
+# (a model folder; empty: the shipped model, companion/models/default, when its spectrogram settings
 # match the dataset's, else the NumCat++ run of notebook 02).
 
 # %% tags=["parameters"]
@@ -33,10 +33,10 @@ model = ""
 # %%
 from pathlib import Path
 
-from companion import explorer
-from companion.dataset import open_dataset
+from companion.data.dataset import open_dataset
 from companion.models.vae import default_model_dir, load_model
-from companion.reproduce import Row, dataset_dir
+from companion.publishing import explorer
+from companion.publishing.notebooks import Row, dataset_dir
 
 data = Path(data_dir)
 ds = dataset_dir(data, config, "single", limit)

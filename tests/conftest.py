@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from companion import presets
+from companion.data import presets
 from companion.dx7.sysex import bank_message, single_voice_message
 from companion.dx7.voice import INIT_VOICE, PARAM_MAX, Voice
 
@@ -116,7 +116,8 @@ def library_db(library, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def smoke_run(fixture_db, tmp_path_factory) -> tuple[Path, Path]:
     """A smoke dataset of the fixture voices and a NumCat++ model trained on it for 1 epoch."""
-    from companion import dataset, train
+    from companion.data import dataset
+    from companion.training import train
 
     data = tmp_path_factory.mktemp("smoke-data")
     dataset.build(fixture_db, "smoke", data, limit=120, processes=1, progress=False)

@@ -3,8 +3,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from companion.audio import AudioError, MelSpectrogram, load_audio
 from companion.config import CONFIGS, AudioConfig
+from companion.data.audio import AudioError, MelSpectrogram, load_audio
 
 CFG = AudioConfig()
 

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from companion import dataset, presets
 from companion.config import CONFIGS, NOTE_LAYOUTS
+from companion.data import dataset, presets
+from companion.data.labels import Labeler, labels_from_features
+from companion.data.render import Renderer
 from companion.dx7.params import representation
 from companion.dx7.voice import INIT_VOICE
-from companion.labels import Labeler, labels_from_features
-from companion.synth import Renderer
 
 SMOKE = CONFIGS["smoke"]
 
@@ -44,7 +44,7 @@ def test_shapes_dtypes_and_splits(built, fixture_db, notes):
 
 
 def test_spectrogram_matches_a_fresh_render(built, fixture_db):
-    from companion.audio import MelSpectrogram
+    from companion.data.audio import MelSpectrogram
 
     path = built["six"]
     ids = np.load(path / "valid.ids.npy")

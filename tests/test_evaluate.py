@@ -2,10 +2,10 @@
 
 import numpy as np
 
-from companion import evaluate
+from companion.data.render import Renderer
 from companion.dx7.voice import INIT_VOICE, param_index
-from companion.metrics import audio_metrics, parameter_metrics
-from companion.synth import Renderer
+from companion.evaluation import paper_table
+from companion.evaluation.metrics import audio_metrics, parameter_metrics
 
 from .conftest import FIXTURE_VOICES
 
@@ -36,7 +36,7 @@ def test_audio_metrics():
 
 def test_tables(smoke_run, tmp_path):
     data, run = smoke_run
-    summary = evaluate.evaluate([str(run)], str(data), str(tmp_path), limit=4, progress=False)
+    summary = paper_table.evaluate([str(run)], str(data), str(tmp_path), limit=4, progress=False)
     assert set(summary) == {
         "NumCat++",
         "INIT VOICE",
@@ -55,10 +55,10 @@ def test_tables(smoke_run, tmp_path):
 def test_notes_table(smoke_run, tmp_path):
     """Each row is also heard at the six notes and three more velocities; the originals
     compared with themselves are at zero everywhere."""
-    from companion import notes_table
+    from companion.evaluation import notes_table
 
     data, run = smoke_run
-    measured = evaluate.measure([str(run)], str(data), limit=3, progress=False)
+    measured = paper_table.measure([str(run)], str(data), limit=3, progress=False)
     measured.tables(tmp_path)
     notes = measured.notes
     assert set(notes) == set(measured.results) - {"Num only", "NumCat", "NumCat++, six notes",

@@ -3,8 +3,8 @@
 import base64
 import re
 
-from companion import explorer
 from companion.dx7.sysex import parse_syx
+from companion.publishing import explorer
 
 
 def test_panels(smoke_run):

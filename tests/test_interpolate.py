@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from companion import latent_eval
 from companion.dx7.params import TRANSPOSE
 from companion.dx7.sysex import parse_syx, read_voices, single_voice_message
 from companion.dx7.voice import out_of_range, param_index
-from companion.interpolate import Latent, generate_bank, naive_path
+from companion.evaluation import latent
+from companion.latent.interpolate import Latent, generate_bank, naive_path
 
 from .conftest import FIXTURE_VOICES
 from .test_cli import run
@@ -62,21 +62,21 @@ def test_cli_interpolate_generate(smoke_run, tmp_path):
 
 def test_path_scores():
     line = np.linspace(0, 1, 7)[:, None] * np.ones((1, 4))
-    assert latent_eval.path_scores(line) == pytest.approx((0.0, 0.0), abs=1e-12)
+    assert latent.path_scores(line) == pytest.approx((0.0, 0.0), abs=1e-12)
     bump = line.copy()
     bump[3] += 1.0
-    smooth, nonlinear = latent_eval.path_scores(bump)
+    smooth, nonlinear = latent.path_scores(bump)
     assert smooth > 0 and nonlinear == pytest.approx(2.0 / 5)  # |bump| = 2, on 1 of 5 steps
 
 
 def test_latent_eval_tables(smoke_run, tmp_path):
     data, run_dir = smoke_run
-    interp = latent_eval.interpolation(run_dir, str(data), pairs=3, steps=5, progress=False)
+    interp = latent.interpolation(run_dir, str(data), pairs=3, steps=5, progress=False)
     assert interp["scores"]["latent"].shape == (3, 2)
-    gen = latent_eval.generation(run_dir, str(data), n=8)
+    gen = latent.generation(run_dir, str(data), n=8)
     assert gen["random valid voices"]["valid"] == 1.0 and gen["latent prior"]["valid"] == 1.0
     assert gen["test voices"]["novelty"] < gen["random valid voices"]["novelty"]
-    latent_eval.write_tables(interp, gen, "Smoke.", tmp_path)
+    latent.write_tables(interp, gen, "Smoke.", tmp_path)
     assert "| latent |" in (tmp_path / "table_interpolation.md").read_text()
     assert "| random valid voices |" in (tmp_path / "table_generate.md").read_text()
     assert (tmp_path / "interpolation.png").stat().st_size > 1000

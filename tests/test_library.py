@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from dexed import DexedSynth, Patch
 
-from companion import presets
+from companion.data import presets
+from companion.data.render import Renderer
 from companion.dx7.params import ENCODINGS, TRANSPOSE, representation
 from companion.dx7.sysex import bank_message, parse_syx, read_syx, single_voice_message
 from companion.dx7.voice import INIT_VOICE
-from companion.synth import Renderer
 
 pytestmark = pytest.mark.library
 

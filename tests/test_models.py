@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from companion import dataset, train
 from companion.config import get_config
+from companion.data import dataset
 from companion.dx7.params import ENCODINGS, representation
 from companion.models.flows import RealNVP
 from companion.models.vae import SpectralVAE, load_model, load_weights, save_weights
+from companion.training import train
 
 SMOKE = get_config("smoke")
 
@@ -160,7 +161,7 @@ def test_saved_model_encodes_and_decodes_a_voice(smoke_data, tmp_path, fixture_v
 
 
 def test_default_model_loads_encodes_and_decodes(fixture_voices):
-    model, meta = load_model()  # models/default, shipped in the repository
+    model, meta = load_model()  # companion/models/default, shipped in the repository
     assert meta["encoding"] == "numcat++" and meta["notes"] == 1 and not model.training
     rep = representation(meta["encoding"])
     for voice in fixture_voices[:8]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import jupytext
 import pytest
 
-from companion.site_check import check_site
+from companion.publishing.site_check import check_site
 
 ROOT = Path(__file__).parents[1]
 NOTEBOOKS = sorted(ROOT.glob("notebooks/[0-9][0-9]_*.ipynb"))

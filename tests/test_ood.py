@@ -4,27 +4,28 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from companion import ood, ood_eval
+from companion.data import instruments
+from companion.data.pitch import cents, estimate_pitch
 from companion.dx7.sysex import read_voices
-from companion.program import cents, estimate_pitch
+from companion.evaluation import other_sounds
 
 from .test_cli import run
 
 
-@pytest.mark.parametrize("name", ood.SOURCES)
+@pytest.mark.parametrize("name", instruments.SOURCES)
 def test_sources_play_the_note_asked(name):
     for note in (60, 67):
-        audio = ood.render_source(name, note=note)
+        audio = instruments.render_source(name, note=note)
         assert audio.shape == (88200,) and audio.dtype == np.float32
-        assert np.abs(audio).max() == pytest.approx(ood.PEAK, rel=1e-3)
+        assert np.abs(audio).max() == pytest.approx(instruments.PEAK, rel=1e-3)
         assert np.sqrt(np.mean(audio[:11025] ** 2)) > 0.01  # sounding (a marimba decays fast)
         midi_hz = 440.0 * 2 ** ((note - 69) / 12)
         assert abs(cents(estimate_pitch(audio, 22050), midi_hz)) < 50
 
 
 def test_unknown_source_and_cli(tmp_path):
-    with pytest.raises(ood.SourceError, match="unknown source 'gm-kazoo'"):
-        ood.render_source("gm-kazoo")
+    with pytest.raises(instruments.SourceError, match="unknown source 'gm-kazoo'"):
+        instruments.render_source("gm-kazoo")
     out = run("sounds", "gm-trumpet", "faust-additive", "--out-dir", tmp_path)
     assert "wrote 2 sounds" in out.stdout
     audio, sr = sf.read(tmp_path / "gm-trumpet.wav")
@@ -35,11 +36,12 @@ def test_unknown_source_and_cli(tmp_path):
 
 def test_evaluate_ood(smoke_run, tmp_path):
     data, run_dir = smoke_run
-    results = ood_eval.evaluate_ood(run_dir, str(data), tmp_path / "ood", tmp_path / "fig",
+    results = other_sounds.evaluate_ood(run_dir, str(data), tmp_path / "ood", tmp_path / "fig",
                                     sources=["gm-organ", "faust-subtractive"])  # fmt: skip
     assert set(results) == {"gm-organ", "faust-subtractive"}
     for per in results.values():
-        assert set(per) == set(ood_eval.METHODS) and all(np.isfinite(m["sc"]) for m in per.values())
+        assert set(per) == set(other_sounds.METHODS)
+        assert all(np.isfinite(m["sc"]) for m in per.values())
         # the full pipeline keeps the network's answer among its candidates: never worse
         assert per["program"]["log_stft_mae"] <= per["network"]["log_stft_mae"] + 0.05
     assert len(read_voices(tmp_path / "ood" / "gm-organ_program.syx")) == 1

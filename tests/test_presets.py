@@ -3,7 +3,7 @@ import sqlite3
 
 import pytest
 
-from companion import presets
+from companion.data import presets
 from companion.dx7.sysex import bank_message, parse_syx, read_voices
 from companion.dx7.voice import INIT_VOICE
 

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from companion.data.pitch import estimate_pitch
+from companion.data.render import Renderer
 from companion.dx7.sysex import parse_syx
 from companion.dx7.voice import INIT_VOICE
-from companion.program import Programmer, estimate_pitch, program, retune, voice_name
-from companion.synth import Renderer
+from companion.matching.program import Programmer, program, retune, voice_name
 
 SR = 22050
 
@@ -110,7 +111,7 @@ def test_command_line(model_dir, sounds, tmp_path):
 
 def test_default_model_beats_the_init_voice(sounds, tmp_path):
     """The shipped model's voice sounds closer to the input than the DX7's INIT VOICE does."""
-    from companion.audio import load_audio
+    from companion.data.audio import load_audio
 
     pluck = INIT_VOICE.replace(
         op1_eg_rate2=60,
@@ -132,7 +133,7 @@ def test_default_model_beats_the_init_voice(sounds, tmp_path):
 
 def test_library_voices_join_the_candidates(model_dir, tmp_path):
     """A voice of a (32-voice) library, played as the input, is found again through it."""
-    from companion import presets
+    from companion.data import presets
     from companion.dx7.sysex import bank_message
 
     from .conftest import FIXTURE_VOICES

@@ -5,10 +5,10 @@ import json
 import pytest
 import soundfile as sf
 
-from companion import site
-from companion.plots import spectrogram_png
-from companion.site_check import check_site
-from companion.synth import Renderer
+from companion.data.render import Renderer
+from companion.publishing import site
+from companion.publishing.plots import spectrogram_png
+from companion.publishing.site_check import check_site
 
 from .conftest import FIXTURE_VOICES
 

@@ -3,8 +3,8 @@ import pytest
 from dexed import DexedSynth
 
 from companion.config import NOTE_LAYOUTS, AudioConfig
+from companion.data.render import Renderer, render_many
 from companion.dx7.voice import INIT_VOICE
-from companion.synth import Renderer, render_many
 
 from .conftest import FIXTURE_VOICES
 

@@ -14,9 +14,9 @@ from companion.dx7.sysex import (
     read_voices,
     single_voice_message,
     unpack_packed,
-    write_atomic,
 )
 from companion.dx7.voice import INIT_VOICE
+from companion.io import write_atomic
 
 from .conftest import FIXTURE_VOICES
 

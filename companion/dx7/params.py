@@ -20,7 +20,7 @@ from functools import cache
 import numpy as np
 from dexed import algorithms
 
-from .voice import N_PARAMS, PARAM_MAX, PARAM_NAMES, PARAM_OPERATOR, Voice, param_index
+from companion.dx7.voice import N_PARAMS, PARAM_MAX, PARAM_NAMES, PARAM_OPERATOR, Voice, param_index
 
 ENCODINGS = ("numonly", "numcat", "numcat++")
 TRANSPOSE = param_index("transpose")

@@ -11,13 +11,12 @@ framed MIDI message; ``Patch.save_to_bank`` writes only exactly 32 voices, in pl
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .voice import N_PARAMS, NAME_LENGTH, Voice, out_of_range
+from companion.dx7.voice import N_PARAMS, NAME_LENGTH, Voice, out_of_range
 
 BANK_SIZE = 32
 PACKED_VOICE = 128
@@ -105,26 +104,6 @@ def bank_message(voices: list[Voice], channel: int = 0) -> bytes:
         raise ValueError(f"a DX7 bank holds {BANK_SIZE} voices, got {len(voices)}")
     payload = b"".join(pack_voice(v) for v in voices)
     return _frame(bytes([SYSEX_START, YAMAHA, channel & 0x0F, 0x09, 0x20, 0x00]), payload)
-
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    """Write bytes through a temporary file in the same folder, then rename: never half-written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .encoder import conv_sizes
+from companion.models.encoder import conv_sizes
 
 
 class Decoder(nn.Module):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .flows import RealNVP
+from companion.models.flows import RealNVP
 
 
 class FlowRegression(nn.Module):

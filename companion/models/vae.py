@@ -21,13 +21,13 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 from torch import nn
 
-from ..config import Config
-from ..dx7.params import Representation, representation
-from ..dx7.sysex import write_atomic
-from .decoder import Decoder
-from .encoder import Encoder
-from .flows import RealNVP
-from .regression import FlowRegression, MLPRegression
+from companion.config import Config
+from companion.dx7.params import Representation, representation
+from companion.io import write_atomic
+from companion.models.decoder import Decoder
+from companion.models.encoder import Encoder
+from companion.models.flows import RealNVP
+from companion.models.regression import FlowRegression, MLPRegression
 
 REGRESSIONS = ("flow", "mlp")
 LOG_2PI = math.log(2 * math.pi)
@@ -183,14 +183,15 @@ def save_model(model: SpectralVAE, folder: str | os.PathLike, stats: dict, extra
 
 
 def default_model_dir() -> Path:
-    """The shipped model: $COMPANION_MODEL if set, else models/default in this repository."""
+    """The shipped model: $COMPANION_MODEL if set, else companion/models/default, which is part
+    of the installed package (a wheel carries it)."""
     env = os.environ.get("COMPANION_MODEL")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "models" / "default"
+    return Path(env) if env else Path(__file__).resolve().parent / "default"
 
 
 def load_model(folder: str | os.PathLike | None = None,
                device: str = "cpu") -> tuple[SpectralVAE, dict]:  # fmt: skip
-    """A saved model (a run folder or models/default; None: the default) in eval mode, and its
+    """A saved model (a run or model folder; None: the shipped default) in eval mode, and its
     model.yaml; a one-line error if the folder holds no model."""
     folder = Path(folder) if folder is not None else default_model_dir()
     try:

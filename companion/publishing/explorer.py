@@ -17,14 +17,14 @@ import ipywidgets as widgets
 import numpy as np
 import soundfile as sf
 
-from .dataset import open_dataset
-from .dx7.sysex import single_voice_message
-from .dx7.voice import Voice
-from .interpolate import Latent
-from .plots import save_spectrogram
-from .presets import load
-from .program import Programmer
-from .synth import Renderer
+from companion.data.dataset import open_dataset
+from companion.data.presets import load
+from companion.data.render import Renderer
+from companion.dx7.sysex import single_voice_message
+from companion.dx7.voice import Voice
+from companion.latent.interpolate import Latent
+from companion.matching.program import Programmer
+from companion.publishing.plots import save_spectrogram
 
 EXPLORER_CANDIDATES = 32  # candidates per sound: a quick answer (0.13 s) on a 2-core CPU
 
@@ -92,7 +92,7 @@ def program_panel(model_dir, voices: list[tuple[str, Voice]]) -> widgets.VBox:
         if not files:
             return
         item = files[0]
-        from .audio import AudioError, load_audio
+        from companion.data.audio import AudioError, load_audio
 
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / item["name"]

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from scipy.ndimage import median_filter
 
-from .audio import MelSpectrogram
-from .config import AudioConfig
+from companion.config import AudioConfig
+from companion.data.audio import MelSpectrogram
 
 LABELS = ("harmonic", "percussive", "sfx")
 LABEL_AUDIO = AudioConfig(n_fft=1024, hop=1024, n_mels=64)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .dx7.params import ENCODINGS
+from companion.dx7.params import ENCODINGS
 
 ALL_ROWS = "numonly,numcat,numcat++,numcat++/six,numcat++/mlp"
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import librosa
 import numpy as np
 
-from .dx7.params import PARAMS
+from companion.data.pitch import cents, estimate_pitch
+from companion.dx7.params import PARAMS
 
 _CAT = np.array([p.index for p in PARAMS if p.is_categorical("numcat")])
 _NUM = np.array([p.index for p in PARAMS if not p.is_categorical("numcat")])
@@ -94,7 +95,6 @@ def multiscale_spectral(target: np.ndarray, estimate: np.ndarray) -> float:
 
 def audio_metrics(target: np.ndarray, estimate: np.ndarray, sr: int = 22050) -> dict[str, float]:
     """All audio distances of one render (T,) to its target (T,)."""
-    from .program import cents, estimate_pitch
 
     return {
         "sc": spectral_convergence(target, estimate),

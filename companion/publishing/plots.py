@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import MelSpectrogram
-from .config import AudioConfig
+from companion.config import AudioConfig
+from companion.data.audio import MelSpectrogram
 
 
 def spectrogram_png(audio: np.ndarray, path: str | Path, cfg: AudioConfig = AudioConfig()) -> Path:

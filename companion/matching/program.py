@@ -14,22 +14,22 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import librosa
 import numpy as np
 import torch
 
-from .audio import AudioError, MelSpectrogram, load_audio
-from .dx7.params import representation
-from .dx7.sysex import single_voice_message, write_atomic
-from .dx7.voice import Voice, param_index
-from .models.vae import load_model
-from .synth import Renderer
+from companion.data.audio import AudioError, MelSpectrogram, load_audio
+from companion.data.pitch import cents, estimate_pitch
+from companion.data.render import Renderer
+from companion.dx7.params import representation
+from companion.dx7.sysex import single_voice_message
+from companion.dx7.voice import Voice, param_index
+from companion.io import write_atomic
+from companion.models.vae import load_model
 
 DEFAULT_CANDIDATES = 128  # 0.42 s per input on a 2-core CPU (bench/program_time.py)
 LATENT_SPREAD = 0.5  # std of the candidates sampled around the network's latent point
 LIBRARY_CANDIDATES = 32  # library voices nearest in latent space added to the candidates
 TUNE_CENTS = 20.0
-HELD = (0.25, 2.75)  # s: where the pitch is measured (the key is held 0..3 s)
 
 
 @dataclass
@@ -56,28 +56,6 @@ def voice_name(stem: str) -> str:
     """A DX7 name (10 printable ASCII characters) from a file name."""
     name = re.sub(r"[^ -~]", "_", stem)[:10]
     return name or "COMPANION"
-
-
-def estimate_pitch(audio: np.ndarray, sr: int) -> float:
-    """Fundamental frequency (Hz) of the held part of a note, by YIN (librosa); NaN if the
-    sound has no stable pitch. (pYIN took 0.45 s per note here, YIN 0.006 s; CREPE needs
-    torchaudio, which does not load beside torch 2.13, see DESIGN.md.)"""
-    seg = audio[int(HELD[0] * sr) : int(HELD[1] * sr)]
-    if len(seg) < 4096 or np.sqrt(np.mean(seg**2)) < 1e-4:
-        return float("nan")
-    f0 = librosa.yin(seg, fmin=30.0, fmax=4000.0, sr=sr, frame_length=4096, hop_length=1024)
-    rms = librosa.feature.rms(y=seg, frame_length=4096, hop_length=1024, center=True)[0]
-    f0 = f0[: len(rms)][rms[: len(f0)] > 0.1 * rms.max()]
-    if len(f0) == 0:
-        return float("nan")
-    cents = 1200 * np.log2(f0 / np.median(f0))
-    if np.median(np.abs(cents)) > 50:  # the estimate wanders: no stable pitch
-        return float("nan")
-    return float(np.median(f0))
-
-
-def cents(f: float, ref: float) -> float:
-    return float(1200 * np.log2(f / ref)) if f > 0 and ref > 0 else float("nan")
 
 
 _TRANSPOSE = param_index("transpose")
@@ -126,8 +104,8 @@ def library_values(library) -> np.ndarray:
     """(N, 145) int64 unique voices of a preset database, a cartridge folder or an array."""
     if isinstance(library, np.ndarray):
         return library.astype(np.int64)
-    from . import presets
-    from .dx7.sysex import read_syx
+    from companion.data import presets
+    from companion.dx7.sysex import read_syx
 
     path = Path(library)
     if path.is_dir():
@@ -149,7 +127,7 @@ class Programmer:
     def __init__(self, model_dir=None, candidates: int = DEFAULT_CANDIDATES, seed: int = 0,
                  library=None):  # fmt: skip
         """Args:
-        model_dir: a model folder (None: models/default).
+        model_dir: a model folder (None: companion/models/default).
         candidates: the network's answer plus candidates - 1 samples around it.
         library: a preset database (.sqlite), a folder of .syx cartridges, or (N, 145) voice
             values; its LIBRARY_CANDIDATES voices nearest in latent space join the candidates.
@@ -249,7 +227,7 @@ def _png(result: Result, path: Path, cfg) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .metrics import spectral_convergence
+    from companion.evaluation.metrics import spectral_convergence
 
     sc = spectral_convergence(result.audio, result.render)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), sharey=True)

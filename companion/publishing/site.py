@@ -23,7 +23,7 @@ import numpy as np
 import soundfile as sf
 import yaml
 
-from .dx7.sysex import write_atomic
+from companion.io import write_atomic
 
 MP3_KBPS = 96
 
@@ -104,7 +104,7 @@ def write_tables(tables: dict[str, str | Path], site_dir: str | Path) -> None:
         write_atomic(out / f"{slug(name)}.md", path.read_bytes())
 
 
-SOURCE = Path(__file__).parents[1] / "site"  # the repository's Jekyll source
+SOURCE = Path(__file__).parents[2] / "site"  # the repository's Jekyll source
 GENERATED = ("_data", "_site", ".jekyll-cache", "assets/audio", "assets/img", "_includes/tables")
 
 

@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .dx7.params import PARAMS, TRANSPOSE
-from .dx7.sysex import single_voice_message, write_atomic
-from .dx7.voice import Voice
-from .models.vae import load_model
-from .presets import export
+from companion.data.presets import export
+from companion.dx7.params import PARAMS, TRANSPOSE
+from companion.dx7.sysex import single_voice_message
+from companion.dx7.voice import Voice
+from companion.io import write_atomic
+from companion.models.vae import load_model
 
 _CATEGORICAL = np.array([p.index for p in PARAMS if p.is_categorical("numcat")])
 
@@ -95,7 +96,7 @@ def write_path(values: np.ndarray, names: list[str], out_dir: str | Path, wav: b
 
         import soundfile as sf
 
-        from .synth import Renderer
+        from companion.data.render import Renderer
 
         renderer = Renderer(audio_cfg) if audio_cfg is not None else Renderer()
         for i, v in enumerate(voices):

@@ -20,13 +20,13 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from .dataset import open_dataset
-from .dx7.params import LEARNABLE, TRANSPOSE, TRANSPOSE_DEFAULT
-from .dx7.sysex import write_atomic
-from .dx7.voice import PARAM_MAX, Voice, out_of_range
-from .interpolate import Latent, naive_path
-from .metrics import parameter_metrics
-from .synth import Renderer
+from companion.data.dataset import open_dataset
+from companion.data.render import Renderer
+from companion.dx7.params import LEARNABLE, TRANSPOSE, TRANSPOSE_DEFAULT
+from companion.dx7.voice import PARAM_MAX, Voice, out_of_range
+from companion.evaluation.metrics import parameter_metrics
+from companion.io import write_atomic
+from companion.latent.interpolate import Latent, naive_path
 
 AUDIBLE_RMS = 1e-3
 FEATURES = ["log2 centroid", "flatness", "RMS dB", *[f"MFCC {i}" for i in range(13)]]

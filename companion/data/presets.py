@@ -17,8 +17,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .dx7.sysex import BANK_SIZE, bank_message, read_syx, write_atomic
-from .dx7.voice import INIT_VOICE, Voice
+from companion.dx7.sysex import BANK_SIZE, bank_message, read_syx
+from companion.dx7.voice import INIT_VOICE, Voice
+from companion.io import write_atomic
 
 SPLITS = ("train", "valid", "test")
 SPLIT_PERCENT = (80, 10, 10)

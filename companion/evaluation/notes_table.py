@@ -13,11 +13,11 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from .config import SIX_NOTES
-from .dx7.sysex import write_atomic
-from .dx7.voice import Voice
-from .metrics import convergence_of, log_mae_of, stft
-from .synth import Renderer
+from companion.config import SIX_NOTES
+from companion.data.render import Renderer
+from companion.dx7.voice import Voice
+from companion.evaluation.metrics import convergence_of, log_mae_of, stft
+from companion.io import write_atomic
 
 # (MIDI note, velocity) columns: the six notes, then the dynamics at note 60.
 PAIRS = ((40, 85), (50, 85), (60, 85), (70, 85), (60, 20), (60, 42), (60, 64), (60, 127))

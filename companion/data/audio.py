@@ -14,7 +14,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from .config import AudioConfig
+from companion.config import AudioConfig
 
 SILENCE = 1e-5  # peak amplitude below which a file counts as silent (-100 dBFS)
 

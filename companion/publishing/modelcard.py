@@ -1,4 +1,4 @@
-"""Ship a trained run as a model folder (e.g. models/default) with its MODEL_CARD.md.
+"""Ship a trained run as a model folder (e.g. companion/models/default) with its MODEL_CARD.md.
 
 The card is written from what the run recorded (config, data, epochs, training time, curves)
 and from metrics measured here on the dataset's validation and test splits.
@@ -14,12 +14,12 @@ from pathlib import Path
 import torch
 import yaml
 
-from . import presets
-from .dataset import open_dataset
-from .dx7.params import representation
-from .dx7.sysex import write_atomic
-from .models.vae import load_model
-from .train import Split, evaluate_split, read_metrics
+from companion.data import presets
+from companion.data.dataset import open_dataset
+from companion.dx7.params import representation
+from companion.io import write_atomic
+from companion.models.vae import load_model
+from companion.training.train import Split, evaluate_split, read_metrics
 
 
 def split_metrics(run: str | os.PathLike, data: str | os.PathLike, split: str) -> dict:

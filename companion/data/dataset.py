@@ -25,14 +25,14 @@ import numpy as np
 import torch
 import yaml
 
-from . import presets
-from .audio import MelSpectrogram
-from .config import NOTE_LAYOUTS, AudioConfig, Config, get_config
-from .dx7.params import representation
-from .dx7.sysex import write_atomic
-from .dx7.voice import Voice
-from .labels import FEATURES, LABELS, Labeler, labels_from_features
-from .synth import Renderer, pool_map
+from companion.config import NOTE_LAYOUTS, AudioConfig, Config, get_config
+from companion.data import presets
+from companion.data.audio import MelSpectrogram
+from companion.data.labels import FEATURES, LABELS, Labeler, labels_from_features
+from companion.data.render import Renderer, pool_map
+from companion.dx7.params import representation
+from companion.dx7.voice import Voice
+from companion.io import write_atomic
 
 LABEL_NOTE = (60, 85)
 

@@ -17,8 +17,8 @@ import numpy as np
 from dexed import _dexed
 from tqdm import tqdm
 
-from .config import AudioConfig
-from .dx7.voice import Voice
+from companion.config import AudioConfig
+from companion.dx7.voice import Voice
 
 Notes = Sequence[tuple[int, int]]  # (MIDI note, velocity) pairs
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import librosa
 import numpy as np
 
-from .config import AudioConfig
+from companion.config import AudioConfig
 
 PEAK = 0.9  # every sound is scaled to this peak, as a normalised recording would be
 SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/default-GM.sf2")

@@ -20,17 +20,17 @@ import torch.nn.functional as F
 import yaml
 from tqdm import tqdm
 
-from .config import NOTE_LAYOUTS
-from .dataset import open_dataset
-from .dx7.params import representation
-from .dx7.sysex import write_atomic
-from .dx7.voice import INIT_VOICE, Voice
-from .labels import LABELS
-from .metrics import audio_metrics, parameter_metrics
-from .models.vae import load_model
-from .notes_table import measure_notes, write_notes_tables
-from .program import Programmer
-from .synth import Renderer
+from companion.config import NOTE_LAYOUTS
+from companion.data.dataset import open_dataset
+from companion.data.labels import LABELS
+from companion.data.render import Renderer
+from companion.dx7.params import representation
+from companion.dx7.voice import INIT_VOICE, Voice
+from companion.evaluation.metrics import audio_metrics, parameter_metrics
+from companion.evaluation.notes_table import measure_notes, write_notes_tables
+from companion.io import write_atomic
+from companion.matching.program import Programmer
+from companion.models.vae import load_model
 
 PAPER_ROWS = [("numonly", "single", "flow", "Num only"), ("numcat", "single", "flow", "NumCat"),
               ("numcat++", "single", "flow", "NumCat++"),
@@ -186,7 +186,7 @@ def code_commit() -> str:
     """The code's commit, marked "+changes" when the package differs from it."""
 
     def git(*args: str) -> str:
-        here = Path(__file__).parent
+        here = Path(__file__).parents[1]  # the package: changes anywhere in it count
         proc = subprocess.run(["git", *args], capture_output=True, text=True, check=True, cwd=here)
         return proc.stdout.strip()
 

@@ -11,14 +11,15 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .dataset import open_dataset
-from .dx7.sysex import single_voice_message, write_atomic
-from .dx7.voice import Voice
-from .evaluate import code_commit, nearest_train
-from .metrics import audio_metrics
-from .ood import SOURCES, render_source
-from .program import Programmer
-from .synth import Renderer
+from companion.data.dataset import open_dataset
+from companion.data.instruments import SOURCES, render_source
+from companion.data.render import Renderer
+from companion.dx7.sysex import single_voice_message
+from companion.dx7.voice import Voice
+from companion.evaluation.metrics import audio_metrics
+from companion.evaluation.paper_table import code_commit, nearest_train
+from companion.io import write_atomic
+from companion.matching.program import Programmer
 
 METHODS = ("network", "program", "retrieval")
 COLUMNS = [("sc", "spectral conv."), ("log_stft_mae", "log STFT MAE"), ("mfcc_mae", "MFCC MAE"),

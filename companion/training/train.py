@@ -30,11 +30,11 @@ import torch.nn.functional as F
 import yaml
 from tqdm import tqdm
 
-from .config import get_config
-from .dataset import open_dataset
-from .dx7.params import ENCODINGS, representation
-from .dx7.sysex import write_atomic
-from .models.vae import (
+from companion.config import get_config
+from companion.data.dataset import open_dataset
+from companion.dx7.params import ENCODINGS, representation
+from companion.io import write_atomic
+from companion.models.vae import (
     SpectralVAE,
     kl_divergence,
     load_weights,

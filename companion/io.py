@@ -1,0 +1,123 @@
+"""Atomic writes: the one helper every writer of the project goes through.
+
+A file is written to a temporary name in its own folder, then renamed over the target, so a
+reader sees the old file or the new one, never half of one; a failure part-way (an exception, a
+full disk, Ctrl-C) leaves the old file and no temporary behind. One permission policy: new
+files get 0666 less the process umask, as ``open()`` would give them (``mkstemp`` makes 0600).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK
+DIR_MODE = 0o777 & ~_UMASK
+TMP_SUFFIX = ".tmp"
+
+
+def _check_parent(path: Path) -> None:
+    """Create the parent folder; a clear error when a file stands where a folder must be."""
+    for parent in reversed(path.parents):
+        if parent.exists() and not parent.is_dir():
+            raise ValueError(f"{path}: {parent} is a file, not a folder")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder, expected a file name")
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to; renamed over ``path`` when the block ends
+    without an exception, removed otherwise. The temporary keeps ``path``'s extension so that
+    writers which choose a format by extension (soundfile, matplotlib, numpy) still work.
+
+    Yields:
+        Path of the temporary file (``.NAME.XXXX.tmp.EXT`` in the same folder).
+    """
+    path = Path(path)
+    _check_parent(path)
+    fd, tmp = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.stem}.", suffix=f"{TMP_SUFFIX}{path.suffix}"
+    )
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
+    """Write bytes (or UTF-8 text) to ``path`` atomically; returns ``path``."""
+    path = Path(path)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    return path
+
+
+@contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary folder beside ``path`` to fill; swapped in for ``path`` when the block ends
+    without an exception (the old folder, if any, is removed only after the new one is in
+    place), removed otherwise. Used where several files must change together (a model folder).
+
+    Yields:
+        Path of the temporary folder.
+    """
+    path = Path(path)
+    _check_parent(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{path}: is a file, expected a folder")
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX))
+    try:
+        yield tmp
+        os.chmod(tmp, DIR_MODE)
+        old = None
+        if path.exists():
+            old = path.parent / f".{path.name}.old-{os.getpid()}{TMP_SUFFIX}"
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def clean_stale(folder: str | os.PathLike, name: str, older_than_s: float = 60.0) -> list[Path]:
+    """Remove temporaries of ours (``.NAME.*.tmp*``) left in ``folder`` by a killed writer.
+
+    Only files older than ``older_than_s`` seconds go, so a writer running now in another
+    process keeps its temporary. Returns the paths removed.
+    """
+    folder = Path(folder)
+    stem = Path(name).stem
+    removed = []
+    if not folder.is_dir():
+        return removed
+    now = time.time()
+    ours = set(folder.glob(f".{name}.*{TMP_SUFFIX}*")) | set(folder.glob(f".{stem}.*{TMP_SUFFIX}*"))
+    for p in ours:
+        try:
+            if now - p.stat().st_mtime >= older_than_s:
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+                removed.append(p)
+        except FileNotFoundError:
+            pass
+    return removed
