@@ -4,6 +4,10 @@ A file is written to a temporary name in its own folder, then renamed over the t
 reader sees the old file or the new one, never half of one; a failure part-way (an exception, a
 full disk, Ctrl-C) leaves the old file and no temporary behind. One permission policy: new
 files get 0666 less the process umask, as ``open()`` would give them (``mkstemp`` makes 0600).
+
+``atomic_path`` (a temporary path for any writer) and ``atomic_dir`` (a folder swapped in
+whole) are the primitives; ``write_atomic`` (bytes or text), ``save_npy``, ``write_audio``,
+``save_figure`` and ``copy_atomic`` are the writers built on them that the project uses.
 """
 
 from __future__ import annotations
@@ -51,11 +55,22 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
+        _fsync(tmp)
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file written by another library to the disk before it is renamed in place, so
+    that a power cut cannot leave the new name pointing at empty blocks."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
@@ -66,8 +81,52 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+    return path
+
+
+def save_npy(path: str | os.PathLike, array) -> Path:
+    """``np.save`` of ``array`` to ``path`` (which should end in .npy) atomically."""
+    import numpy as np
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+    return path
+
+
+def write_audio(path: str | os.PathLike, audio, sample_rate: int, subtype: str | None = None,
+                **kwargs) -> Path:  # fmt: skip
+    """A sound file through soundfile, atomically; the format follows ``path``'s extension
+    (.wav, .flac, .mp3 ...), the subtype defaults to the format's (16-bit PCM for WAV).
+
+    Args:
+        audio: (T,) or (T, channels) floats in [-1, 1].
+        sample_rate: Hz.
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    fmt = kwargs.pop("format", None) or path.suffix.lstrip(".").upper()
+    with atomic_path(path) as tmp:
+        sf.write(tmp, audio, sample_rate, subtype=subtype, format=fmt, **kwargs)
+    return path
+
+
+def copy_atomic(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Copy the file ``src`` to ``dst`` atomically (bytes and modification time)."""
+    dst = Path(dst)
+    with atomic_path(dst) as tmp:
+        shutil.copy2(src, tmp)
+    return dst
+
+
+def save_figure(fig, path: str | os.PathLike, **kwargs) -> Path:
+    """``fig.savefig(path, **kwargs)`` atomically; the format follows ``path``'s extension."""
+    path = Path(path)
+    kwargs.setdefault("format", path.suffix.lstrip(".") or None)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, **kwargs)
     return path
 
 
@@ -87,12 +146,23 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX))
     try:
         yield tmp
+        for f in tmp.rglob("*"):
+            if f.is_file():
+                _fsync(f)
         os.chmod(tmp, DIR_MODE)
         old = None
         if path.exists():
-            old = path.parent / f".{path.name}.old-{os.getpid()}{TMP_SUFFIX}"
+            # two renames, not one: POSIX cannot swap a non-empty folder in one step. Between
+            # them ``path`` is briefly missing, never half-written; on failure the old goes back.
+            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old.",
+                                        suffix=TMP_SUFFIX))  # fmt: skip
             os.replace(path, old)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            if old is not None:
+                os.replace(old, path)
+            raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:

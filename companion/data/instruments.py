@@ -21,6 +21,7 @@ import librosa
 import numpy as np
 
 from companion.config import AudioConfig
+from companion.io import write_audio
 
 PEAK = 0.9  # every sound is scaled to this peak, as a normalised recording would be
 SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/default-GM.sf2")
@@ -124,16 +125,10 @@ def render_source(name: str, note: int = 60, velocity: int = 85,
 
 def write_sources(names, out_dir: str | Path, note: int = 60, velocity: int = 85,
                   cfg: AudioConfig = AudioConfig()) -> list[Path]:  # fmt: skip
-    """DIR/<name>.wav for each source (16-bit, written through a temporary file)."""
-    import soundfile as sf
-
+    """DIR/<name>.wav for each source (16-bit, each written atomically)."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     paths = []
     for name in names:
         audio = render_source(name, note, velocity, cfg)
-        tmp = out / f".{name}.wav.tmp"
-        sf.write(tmp, audio, cfg.sample_rate, format="WAV", subtype="PCM_16")
-        os.replace(tmp, out / f"{name}.wav")
-        paths.append(out / f"{name}.wav")
+        paths.append(write_audio(out / f"{name}.wav", audio, cfg.sample_rate, subtype="PCM_16"))
     return paths

@@ -25,7 +25,7 @@ from companion.data.render import Renderer
 from companion.dx7.params import LEARNABLE, TRANSPOSE, TRANSPOSE_DEFAULT
 from companion.dx7.voice import PARAM_MAX, Voice, out_of_range
 from companion.evaluation.metrics import parameter_metrics
-from companion.io import write_atomic
+from companion.io import save_figure, write_atomic
 from companion.latent.interpolate import Latent, naive_path
 
 AUDIBLE_RMS = 1e-3
@@ -184,9 +184,7 @@ def _plot(interp: dict, path: Path) -> None:
     axes[2].set_xlabel("step")
     axes[2].legend()
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=80)
-    plt.close(fig)
-    import os
-
-    os.replace(tmp, path)
+    try:
+        save_figure(fig, path, dpi=80)
+    finally:
+        plt.close(fig)

@@ -9,7 +9,6 @@ import io
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 from companion.data.dataset import open_dataset
 from companion.data.instruments import SOURCES, render_source
@@ -18,7 +17,7 @@ from companion.dx7.sysex import single_voice_message
 from companion.dx7.voice import Voice
 from companion.evaluation.metrics import audio_metrics
 from companion.evaluation.paper_table import code_commit, nearest_train
-from companion.io import write_atomic
+from companion.io import write_atomic, write_audio
 from companion.matching.program import Programmer
 
 METHODS = ("network", "program", "retrieval")
@@ -46,7 +45,7 @@ def evaluate_ood(model_dir, data: str, out_dir: str | Path, figures: str | Path 
     results = {}
     for name in sources or SOURCES:
         audio = render_source(name, cfg=cfg)
-        sf.write(out / f"{name}.wav", audio, cfg.sample_rate, subtype="PCM_16")
+        write_audio(out / f"{name}.wav", audio, cfg.sample_rate, subtype="PCM_16")
         near = nearest_train(info, full.spectrogram(audio)[None].numpy())[0]
         voices = {
             "network": network.run_audio(audio, Path(name), tune=False).voice,
@@ -56,7 +55,7 @@ def evaluate_ood(model_dir, data: str, out_dir: str | Path, figures: str | Path 
         results[name] = {}
         for method, voice in voices.items():
             render = renderer.render(voice)
-            sf.write(out / f"{name}_{method}.wav", render, cfg.sample_rate, subtype="PCM_16")
+            write_audio(out / f"{name}_{method}.wav", render, cfg.sample_rate, subtype="PCM_16")
             write_atomic(out / f"{name}_{method}.syx", single_voice_message(voice))
             results[name][method] = audio_metrics(audio, render, cfg.sample_rate)
     if figures is not None:

@@ -18,7 +18,7 @@ from companion.data.presets import export
 from companion.dx7.params import PARAMS, TRANSPOSE
 from companion.dx7.sysex import single_voice_message
 from companion.dx7.voice import Voice
-from companion.io import write_atomic
+from companion.io import write_atomic, write_audio
 from companion.models.vae import load_model
 
 _CATEGORICAL = np.array([p.index for p in PARAMS if p.is_categorical("numcat")])
@@ -92,18 +92,12 @@ def write_path(values: np.ndarray, names: list[str], out_dir: str | Path, wav: b
                for i, v in enumerate(voices)]  # fmt: skip
     written += export(voices, out / "path.syx")
     if wav:
-        import os
-
-        import soundfile as sf
-
         from companion.data.render import Renderer
 
         renderer = Renderer(audio_cfg) if audio_cfg is not None else Renderer()
         for i, v in enumerate(voices):
-            tmp = out / f".step{i + 1}.wav.tmp"
-            sf.write(tmp, renderer.render(v), renderer.cfg.sample_rate, format="WAV")
-            os.replace(tmp, out / f"step{i + 1}.wav")
-            written.append(out / f"step{i + 1}.wav")
+            path = out / f"step{i + 1}.wav"
+            written.append(write_audio(path, renderer.render(v), renderer.cfg.sample_rate))
     return written
 
 

@@ -9,6 +9,7 @@ import torch
 
 from companion.config import AudioConfig
 from companion.data.audio import MelSpectrogram
+from companion.io import atomic_path
 
 
 def spectrogram_png(audio: np.ndarray, path: str | Path, cfg: AudioConfig = AudioConfig()) -> Path:
@@ -22,9 +23,16 @@ def spectrogram_png(audio: np.ndarray, path: str | Path, cfg: AudioConfig = Audi
 
 
 def save_spectrogram(spec_db: np.ndarray, target) -> None:
-    """A (n_mels, frames) dB spectrogram as PNG into a path or a binary file object, low bands
-    at the bottom, colours from -100 to +40 dB."""
+    """A (n_mels, frames) dB spectrogram as PNG into a path (written atomically) or a binary
+    file object, low bands at the bottom, colours from -100 to +40 dB."""
     import matplotlib.pyplot as plt
 
-    plt.imsave(target, np.asarray(spec_db), origin="lower", cmap="magma", vmin=-100.0,
-               vmax=40.0, format="png")  # fmt: skip
+    def write(to) -> None:
+        plt.imsave(to, np.asarray(spec_db), origin="lower", cmap="magma", vmin=-100.0,
+                   vmax=40.0, format="png")  # fmt: skip
+
+    if isinstance(target, (str, Path)):
+        with atomic_path(target) as tmp:
+            write(tmp)
+    else:
+        write(target)

@@ -23,7 +23,7 @@ import numpy as np
 import soundfile as sf
 import yaml
 
-from companion.io import write_atomic
+from companion.io import atomic_dir, copy_atomic, write_atomic
 
 MP3_KBPS = 96
 
@@ -67,24 +67,24 @@ def write_site(manifest: dict, site_dir: str | Path) -> dict:
     counts = {"sections": 0, "rows": 0, "players": 0, "images": 0}
     for name, section in manifest.items():
         audio_dir, img_dir = site / "assets" / "audio" / name, site / "assets" / "img" / name
-        for d in (audio_dir, img_dir):
-            shutil.rmtree(d, ignore_errors=True)
-            d.mkdir(parents=True)
         rows = []
-        for row in section["rows"]:
-            cells = []
-            for cell in row["cells"]:
-                stem = f"{slug(row.get('key', row['title']))}_{slug(cell['label'])}"
-                write_atomic(audio_dir / f"{stem}.mp3", mp3_bytes(cell["wav"]))
-                shutil.copyfile(cell["png"], img_dir / f"{stem}.png")
-                cells.append({"label": str(cell["label"]),
-                              "audio": f"assets/audio/{name}/{stem}.mp3",
-                              "image": f"assets/img/{name}/{stem}.png"})  # fmt: skip
-            rows.append({"title": str(row["title"]), "note": str(row.get("note", "")),
-                         "cells": cells})  # fmt: skip
-            counts["rows"] += 1
-            counts["players"] += len(cells)
-            counts["images"] += len(cells)
+        # each section's assets are built in new folders swapped in for the old ones at the
+        # end: a failure part-way leaves the previous site's assets
+        with atomic_dir(audio_dir) as audio_tmp, atomic_dir(img_dir) as img_tmp:
+            for row in section["rows"]:
+                cells = []
+                for cell in row["cells"]:
+                    stem = f"{slug(row.get('key', row['title']))}_{slug(cell['label'])}"
+                    write_atomic(audio_tmp / f"{stem}.mp3", mp3_bytes(cell["wav"]))
+                    shutil.copyfile(cell["png"], img_tmp / f"{stem}.png")
+                    cells.append({"label": str(cell["label"]),
+                                  "audio": f"assets/audio/{name}/{stem}.mp3",
+                                  "image": f"assets/img/{name}/{stem}.png"})  # fmt: skip
+                rows.append({"title": str(row["title"]), "note": str(row.get("note", "")),
+                             "cells": cells})  # fmt: skip
+                counts["rows"] += 1
+                counts["players"] += len(cells)
+                counts["images"] += len(cells)
         data = {"title": section["title"], "intro": section.get("intro", ""),
                 "columns": [str(c) for c in section.get("columns", [])], "rows": rows}  # fmt: skip
         text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
@@ -118,9 +118,7 @@ def copy_source(dst: str | Path, src: str | Path = SOURCE) -> Path:
     for path in sorted(src.rglob("*")):
         if any(path == s or s in path.parents for s in skip) or path.is_dir():
             continue
-        target = dst / path.relative_to(src)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
+        copy_atomic(path, dst / path.relative_to(src))
     return dst
 
 
