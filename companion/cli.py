@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -101,19 +100,46 @@ def _render(args) -> None:
     import soundfile as sf
 
     from companion.data.render import Renderer
-    from companion.dx7.sysex import read_voices
+    from companion.dx7.sysex import read_syx
+    from companion.io import write_audio
 
-    voices = read_voices(args.syx)
-    if not 0 <= args.index < len(voices):
-        raise ValueError(f"{args.syx}: holds {len(voices)} voices; --index {args.index} is not one")
-    voice = voices[args.index]
-    audio = Renderer().render(voice, args.note, args.velocity)
+    if not 0 <= args.note <= 127 or not 1 <= args.velocity <= 127:
+        raise ValueError(
+            f"note must be 0..127 and velocity 1..127, got {args.note} and {args.velocity}"
+        )
     out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{out.suffix}")
-    sf.write(tmp, audio, 22050)
-    os.replace(tmp, out)
-    print(f"{out}: '{voice.display_name}' at note {args.note}, velocity {args.velocity}, 4 s")
+    # soundfile picks the format from the extension; RAW has no default encoding to write.
+    formats = sorted(f for f in sf.available_formats() if sf.default_subtype(f))
+    fmt = out.suffix[1:].upper()
+    if fmt not in formats:
+        raise ValueError(
+            f"{out}: unknown audio extension {out.suffix!r}; use one of "
+            + " ".join(f".{f.lower()}" for f in formats)
+        )
+    contents = read_syx(args.syx)
+    if contents.error:
+        raise ValueError(contents.error)
+    # --index counts positions in the file, corrupt voices included, so that N is the voice a
+    # librarian shows as N; a corrupt one is an error, never replaced by the next.
+    total = len(contents.voices) + len(contents.skipped)
+    if not 0 <= args.index < total:
+        raise ValueError(
+            f"{args.syx}: holds {total} voices (0..{total - 1}); --index {args.index} is not one"
+        )
+    voice = dict(contents.voices).get(args.index)
+    if voice is None:
+        bad = next(s for s in contents.skipped if s.index == args.index)
+        raise ValueError(f"{args.syx}: voice {args.index} is corrupt ({bad.reason})")
+    renderer = Renderer()
+    audio = renderer.render(voice, args.note, args.velocity)
+    try:
+        write_audio(out, audio, renderer.cfg.sample_rate, format=fmt)
+    except (OSError, sf.LibsndfileError) as e:
+        raise ValueError(f"{out}: cannot write ({getattr(e, 'strerror', None) or e})") from None
+    print(
+        f"{out}: '{voice.display_name}' (voice {args.index}) at note {args.note}, velocity "
+        f"{args.velocity}, {renderer.cfg.render_s:g} s"
+    )
 
 
 def _evaluate(args) -> None:
@@ -257,11 +283,13 @@ def parser() -> argparse.ArgumentParser:
     g.set_defaults(func=_program)
 
     r = sub.add_parser("render", help="play a voice of a .syx file with the Dexed engine")
-    r.add_argument("syx")
-    r.add_argument("--index", type=int, default=0, help="voice number in the file (from 0)")
-    r.add_argument("--note", type=int, default=60)
-    r.add_argument("--velocity", type=int, default=85)
-    r.add_argument("-o", "--output", required=True, help="audio file (.wav, .flac, ...)")
+    r.add_argument("syx", help=".syx file (bank, single voice, or headerless data)")
+    r.add_argument("--index", type=int, default=0,
+                   help="voice position in the file, from 0, corrupt voices counted")  # fmt: skip
+    r.add_argument("--note", type=int, default=60, help="MIDI note 0..127 (default 60)")
+    r.add_argument("--velocity", type=int, default=85, help="1..127 (default 85)")
+    r.add_argument("-o", "--output", required=True,
+                   help="audio file, format by extension (.wav .flac .ogg .mp3 ...)")  # fmt: skip
     r.set_defaults(func=_render)
 
     v = sub.add_parser("evaluate", help="the paper's table on the test split, with baselines")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from companion.data import presets
-from companion.dx7.sysex import bank_message, single_voice_message
+from companion.dx7.sysex import bank_message, pack_voice, single_voice_message
 from companion.dx7.voice import INIT_VOICE, PARAM_MAX, Voice
 
 
@@ -37,6 +37,16 @@ FIXTURE_VOICES = make_fixture_voices()
 @pytest.fixture(scope="session")
 def fixture_voices() -> list[Voice]:
     return FIXTURE_VOICES
+
+
+def packed_data(voices: list[Voice]) -> bytes:
+    """Headerless packed data: the 128-byte bank records of ``voices``, back to back."""
+    return b"".join(pack_voice(v) for v in voices)
+
+
+def vced_data(voices: list[Voice]) -> bytes:
+    """Headerless unpacked data: the 155 single-voice (VCED) bytes of ``voices``, back to back."""
+    return b"".join(v.vced() for v in voices)
 
 
 def write_cartridges(root: Path, seed: int = 1) -> dict:

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from companion.dx7.sysex import (
     bank_message,
     checksum,
+    headerless_layout,
     parse_syx,
     read_syx,
     read_voices,
@@ -18,7 +19,7 @@ from companion.dx7.sysex import (
 from companion.dx7.voice import INIT_VOICE
 from companion.io import write_atomic
 
-from .conftest import FIXTURE_VOICES
+from .conftest import FIXTURE_VOICES, packed_data, vced_data
 
 
 def banks(voices):
@@ -125,6 +126,96 @@ def test_read_errors_are_one_line(tmp_path):
     (tmp_path / "empty.syx").write_bytes(b"")
     with pytest.raises(ValueError, match=r"empty.syx: empty file"):
         read_voices(tmp_path / "empty.syx")
+
+
+# Every headerless layout the reader accepts: (layout, voices). 4096 bytes is the common
+# cartridge rip, 5760 the 45-voice one of the library, 4960 the TX802 rips.
+HEADERLESS = [("packed", 1), ("packed", 32), ("packed", 45), ("unpacked", 1), ("unpacked", 32)]
+
+
+@pytest.mark.parametrize("layout,n", HEADERLESS, ids=lambda x: str(x))
+def test_headerless_layout_is_decided_by_size(layout, n, tmp_path):
+    voices = (FIXTURE_VOICES * 2)[:n]
+    data = packed_data(voices) if layout == "packed" else vced_data(voices)
+    assert len(data) == n * (128 if layout == "packed" else 155) and 0xF0 not in data
+    assert headerless_layout(len(data)) == (layout, n)
+    path = tmp_path / "raw.syx"
+    path.write_bytes(data)
+    got = read_syx(path, name="raw.syx")
+    assert got.error is None and not got.warnings and not got.skipped
+    assert got.voices == list(enumerate(voices))
+    assert [(m.kind, m.positions, m.checksum_ok) for m in got.messages] == [
+        (f"headerless {layout}", range(n), None)
+    ]
+
+
+@pytest.mark.parametrize(
+    "data,reason",
+    [
+        (bank_message(FIXTURE_VOICES[:32])[1:-1], "4102 bytes"),  # framing bytes lost
+        (single_voice_message(FIXTURE_VOICES[3])[1:-1], "161 bytes"),
+        (packed_data(FIXTURE_VOICES[:32]) + b"\x00", "4097 bytes"),
+        (vced_data(FIXTURE_VOICES[:2])[:-1], "309 bytes"),
+        (bytes(19840), "ambiguous"),  # 155 packed or 128 unpacked INIT-like voices: not guessed
+    ],
+    ids=["4102", "161", "4097", "309", "19840"],
+)
+def test_headerless_unknown_size_is_reported_not_guessed(data, reason):
+    got = parse_syx(data, "odd.syx")
+    assert got.voices == [] and got.skipped == [] and got.messages == []
+    assert got.error.startswith("odd.syx: no DX7 voice data (") and reason in got.error
+    assert str(len(data)) in got.error and "\n" not in got.error
+
+
+def test_4960_byte_vced_file_gives_its_32_voices_with_their_names(tmp_path):
+    voices = FIXTURE_VOICES[:32]
+    path = tmp_path / "TX802BankA1.SYX"
+    path.write_bytes(vced_data(voices))
+    assert path.stat().st_size == 4960
+    got = read_syx(path)
+    assert [v.name for _, v in got.voices] == [v.name for v in voices]
+    assert got.voices == list(enumerate(voices)) and not got.skipped
+
+
+def test_foreign_header_before_a_bank_is_not_headerless_data():
+    # 120 bytes of a librarian's header + a bank = 4224 bytes = 33 x 128: read as the message.
+    bank = FIXTURE_VOICES[:32]
+    data = b"Sysex Manager" + bytes(107) + bank_message(bank)
+    assert len(data) == 33 * 128
+    got = parse_syx(data, "sk.syx")
+    assert [v for _, v in got.voices] == bank and [m.kind for m in got.messages] == ["bank"]
+    assert got.warnings == ["120 bytes outside sysex messages ignored at 0"]
+
+
+def test_checksum_flag_is_per_message():
+    good, bad = FIXTURE_VOICES[:32], banks(FIXTURE_VOICES)[1]
+    broken = bytearray(bank_message(bad))
+    broken[-2] ^= 0x01
+    no_checksum = single_voice_message(FIXTURE_VOICES[2])[:-2] + b"\xf7"
+    data = bank_message(good) + bytes(broken) + single_voice_message(FIXTURE_VOICES[1])
+    got = parse_syx(data + no_checksum, "two.syx")
+    assert [v for _, v in got.voices] == good + bad + [FIXTURE_VOICES[1], FIXTURE_VOICES[2]]
+    assert [(m.kind, m.offset, m.positions, m.checksum_ok) for m in got.messages] == [
+        ("bank", 0, range(0, 32), True),
+        ("bank", 4104, range(32, 64), False),
+        ("single voice", 8208, range(64, 65), True),
+        ("single voice", 8371, range(65, 66), False),
+    ]
+    flags = [got.checksum_ok(i) for i, _ in got.voices]
+    assert flags == [True] * 32 + [False] * 32 + [True, False]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from([128, 155]), st.integers(1, 40), st.data())
+def test_random_headerless_data_gives_one_position_per_record(record, n, draw):
+    # 7-bit bytes, as raw voice data are: every draw reaches the headerless reader.
+    raw = bytes(b & 0x7F for b in draw.draw(st.binary(min_size=record * n, max_size=record * n)))
+    got = parse_syx(raw)
+    assert got.error is None and len(got.messages) == 1
+    positions = sorted([i for i, _ in got.voices] + [s.index for s in got.skipped])
+    assert positions == list(range(n))
+    for _, voice in got.voices:
+        assert parse_syx(single_voice_message(voice)).voices == [(0, voice)]
 
 
 @settings(max_examples=300, deadline=None)

@@ -4,6 +4,10 @@ One row per unique voice, keyed by its 145 sound parameters (the name is not par
 with every name and file it came with, an instrument family for voices under
 ``!Instruments/<Family>/``, and a train / valid / test split decided by a hash of the key, so
 that adding cartridges never moves a voice to another split.
+
+The file is written through ``companion.io`` (a temporary beside it, then a rename); a build
+refuses to replace a file that is not a preset database, and removes temporaries that a
+killed build left behind.
 """
 
 from __future__ import annotations
@@ -12,14 +16,13 @@ import collections
 import hashlib
 import os
 import sqlite3
-import tempfile
 from pathlib import Path
 
 from tqdm import tqdm
 
 from companion.dx7.sysex import BANK_SIZE, bank_message, read_syx
 from companion.dx7.voice import INIT_VOICE, Voice
-from companion.io import write_atomic
+from companion.io import atomic_path, clean_stale, write_atomic
 
 SPLITS = ("train", "valid", "test")
 SPLIT_PERCENT = (80, 10, 10)
@@ -41,7 +44,8 @@ CREATE TABLE sources(
     file TEXT NOT NULL,              -- relative to the cartridge folder
     position INTEGER NOT NULL,       -- voice index inside the file
     name TEXT NOT NULL,
-    checksum_ok INTEGER NOT NULL
+    checksum_ok INTEGER              -- its message's checksum: 1 matched, 0 wrong or missing,
+                                     -- NULL headerless data (no checksum)
 );
 CREATE TABLE files(path TEXT PRIMARY KEY, voices INTEGER, skipped INTEGER, error TEXT);
 CREATE TABLE skipped(file TEXT, position INTEGER, param TEXT, value INTEGER, reason TEXT);
@@ -92,48 +96,74 @@ def _most_common(items: list) -> object:
     return next(x for x in items if counts.get(x) == best)  # ties: first seen
 
 
+def check_target(db: str | os.PathLike) -> Path:
+    """Where a build may write: a new file, or a preset database it replaces.
+
+    Raises:
+        ValueError: a folder, a path under a file, or an existing file that is not a preset
+            database (never replaced: it may be someone's notes).
+    """
+    db = Path(db)
+    for parent in reversed(db.parents):
+        if parent.exists() and not parent.is_dir():
+            raise ValueError(f"{db}: {parent} is a file, not a folder")
+    if db.is_dir():
+        raise ValueError(f"{db}: is a folder, expected a database file name")
+    if db.exists():
+        try:
+            connect(db).close()
+        except ValueError:
+            raise ValueError(
+                f"{db}: exists and is not a preset database; not replaced "
+                "(remove it or choose another --db)"
+            ) from None
+    return db
+
+
 def build(cartridges: str | os.PathLike | None, db: str | os.PathLike, progress=True) -> dict:
     """Read every cartridge and write the database atomically (a temporary file, then rename).
 
-    Corrupt voices and unreadable files are recorded in the database, never raised.
+    Corrupt voices and unreadable files are recorded in the database, never raised. The
+    cartridges are read before the temporary file is made, so that it lives for seconds only;
+    temporaries of this database older than a minute (a build killed by SIGKILL) are removed.
 
     Returns:
         The ``info`` summary of the new database.
     """
+    db = check_target(db)
     root = cartridge_dir(cartridges)
     files = find_cartridges(root)
     if not files:
         raise ValueError(f"{root}: no .syx files found")
-    db = Path(db)
-    db.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=db.parent, prefix=f".{db.name}.", suffix=".tmp")
-    os.close(fd)
+    tables = _read(root, files, progress)
+    clean_stale(db.parent, db.name)
     try:
-        con = sqlite3.connect(tmp)
-        con.executescript(SCHEMA)
-        _fill(con, root, files, progress)
-        con.commit()
-        con.close()
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, db)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_path(db) as tmp:
+            con = sqlite3.connect(tmp)
+            try:
+                con.executescript(SCHEMA)
+                _write(con, tables)
+                con.commit()
+            finally:
+                con.close()
+    except (OSError, sqlite3.Error) as e:
+        raise ValueError(f"{db}: cannot write ({getattr(e, 'strerror', None) or e})") from None
     return info(db)
 
 
-def _fill(con: sqlite3.Connection, root: Path, files: list[Path], progress: bool) -> None:
+def _read(root: Path, files: list[Path], progress: bool) -> dict[str, list[tuple]]:
+    """Every cartridge, as the rows of each table."""
     ids: dict[bytes, int] = {}
     seen: dict[int, list[tuple[str, str | None]]] = collections.defaultdict(list)
     sources, file_rows, skipped, warnings = [], [], [], []
     for path in tqdm(files, desc="cartridges", unit="file", disable=not progress):
         rel = path.relative_to(root).as_posix()
         contents = read_syx(path, name=rel)
-        bad_checksum = any("checksum" in w for w in contents.warnings)
         for position, voice in contents.voices:
             vid = ids.setdefault(voice.params, len(ids) + 1)
             seen[vid].append((voice.name, family_of(rel)))
-            sources.append((vid, rel, position, voice.name, int(not bad_checksum)))
+            ok = contents.checksum_ok(position)  # its own message's, not the file's
+            sources.append((vid, rel, position, voice.name, None if ok is None else int(ok)))
         skipped += [(s.file, s.index, s.param, s.value, s.reason) for s in contents.skipped]
         warnings += [(rel, w) for w in contents.warnings]
         file_rows.append((rel, len(contents.voices), len(contents.skipped), contents.error))
@@ -151,19 +181,22 @@ def _fill(con: sqlite3.Connection, root: Path, files: list[Path], progress: bool
                 len(names),
             )
         )
-    con.executemany("INSERT INTO voices VALUES (?,?,?,?,?,?,?)", rows)
-    con.executemany("INSERT INTO sources VALUES (?,?,?,?,?)", sources)
-    con.executemany("INSERT INTO files VALUES (?,?,?,?)", file_rows)
-    con.executemany("INSERT INTO skipped VALUES (?,?,?,?,?)", skipped)
-    con.executemany("INSERT INTO warnings VALUES (?,?)", warnings)
-    con.executemany(
-        "INSERT INTO meta VALUES (?,?)",
-        [
-            ("schema", "1"),
-            ("cartridges", str(root)),
-            ("files", str(len(files))),
-        ],
-    )
+    meta = [("schema", "2"), ("cartridges", str(root)), ("files", str(len(files)))]
+    return {
+        "voices": rows,
+        "sources": sources,
+        "files": file_rows,
+        "skipped": skipped,
+        "warnings": warnings,
+        "meta": meta,
+    }
+
+
+def _write(con: sqlite3.Connection, tables: dict[str, list[tuple]]) -> None:
+    for table, rows in tables.items():
+        if rows:
+            marks = ",".join("?" * len(rows[0]))
+            con.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
 
 
 def connect(db: str | os.PathLike) -> sqlite3.Connection:
@@ -173,10 +206,18 @@ def connect(db: str | os.PathLike) -> sqlite3.Connection:
         raise ValueError(
             f"{db}: preset database not found (build it with `companion presets build`)"
         )
+    # A URI built by hand breaks on '#' or '?' in the path (SQLite reads them as the start
+    # of a fragment or query, opens another file read-write and creates it); as_uri escapes.
+    uri = db.absolute().as_uri() + "?mode=ro"
     try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        con.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        con = sqlite3.connect(uri, uri=True)
+    except sqlite3.Error as e:
+        raise ValueError(f"{db}: cannot open ({e})") from None
+    try:
+        if con.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() is None:
+            raise sqlite3.DatabaseError("no schema version")
     except sqlite3.DatabaseError as e:
+        con.close()
         raise ValueError(f"{db}: not a preset database ({e})") from None
     return con
 
@@ -205,6 +246,8 @@ def info(db: str | os.PathLike) -> dict:
         "files": one("SELECT COUNT(*) FROM files"),
         "files_without_voices": one("SELECT COUNT(*) FROM files WHERE error IS NOT NULL"),
         "checksum_warnings": one("SELECT COUNT(*) FROM warnings WHERE message LIKE '%checksum%'"),
+        # readable voices whose own message had a wrong or missing checksum (kept)
+        "checksum_bad_sources": one("SELECT COUNT(*) FROM sources WHERE checksum_ok = 0"),
         "splits": {s: splits.get(s, 0) for s in SPLITS},
         "families": families,
         "cartridges": one("SELECT value FROM meta WHERE key = 'cartridges'"),

@@ -6,6 +6,17 @@ What it lacks is written here: ``Patch.load_bank`` reads only a 4104-byte bulk d
 good one) and does not read single-voice dumps, files holding several messages, or the
 ``F0 43 0n 09 10 00`` header variant; ``Patch.to_sysex`` is the engine's 156-byte layout, not a
 framed MIDI message; ``Patch.save_to_bank`` writes only exactly 32 voices, in place.
+
+A file with no sysex message at all (no 0xF0 byte) is *headerless*: raw voice data whose
+layout is decided by its size alone, never guessed from its contents:
+
+- N x 128 bytes: N packed voices, the 32-voice bank format without its framing (4096 bytes is
+  one bank, 128 one voice, 5760 the 45 voices of a cartridge rip);
+- N x 155 bytes: N unpacked (VCED) voices, the single-voice format without its framing, name
+  at offset 145 of each voice (4960 bytes is 32 voices, as TX802 rips are; 155 one voice).
+
+Any other size, or one that is a multiple of both (19840 bytes = 155 x 128), is reported as
+holding no voice data, with its size in the reason.
 """
 
 from __future__ import annotations
@@ -21,7 +32,7 @@ from companion.dx7.voice import N_PARAMS, NAME_LENGTH, Voice, out_of_range
 BANK_SIZE = 32
 PACKED_VOICE = 128
 BANK_PAYLOAD = BANK_SIZE * PACKED_VOICE  # 4096
-VCED_SIZE = 155
+VCED_SIZE = N_PARAMS + NAME_LENGTH  # 155
 BANK_MESSAGE = 6 + BANK_PAYLOAD + 2  # 4104
 SINGLE_MESSAGE = 6 + VCED_SIZE + 2  # 163
 SYSEX_START, SYSEX_END, YAMAHA = 0xF0, 0xF7, 0x43
@@ -80,6 +91,50 @@ def unpack_packed(packed) -> tuple[np.ndarray, list[str]]:
     return out, names
 
 
+def unpack_vced(data) -> tuple[np.ndarray, list[str]]:
+    """Split unpacked (single-voice, VCED) records into parameter values and names.
+
+    Args:
+        data: bytes of length N * 155: 145 parameters then a 10-character name, per voice.
+
+    Returns:
+        values: (N, 145) int64, VCED order, possibly out of range (not clamped).
+        names: N strings of 10 characters (7-bit).
+    """
+    v = np.frombuffer(bytes(data), dtype=np.uint8).reshape(-1, VCED_SIZE)
+    names = [bytes(row & 0x7F).decode("ascii") for row in v[:, N_PARAMS:VCED_SIZE]]
+    return v[:, :N_PARAMS].astype(np.int64), names
+
+
+def headerless_layout(size: int) -> tuple[str, int]:
+    """The layout of raw voice data without sysex framing, from its size alone.
+
+    Args:
+        size: bytes.
+
+    Returns:
+        ("packed", N) for N x 128 bytes or ("unpacked", N) for N x 155 bytes.
+
+    Raises:
+        ValueError: a size that is neither, or both (not guessed); the reason names the size.
+    """
+    packed = size > 0 and size % PACKED_VOICE == 0
+    unpacked = size > 0 and size % VCED_SIZE == 0
+    if packed and unpacked:
+        raise ValueError(
+            f"{size} bytes without sysex framing: {size // PACKED_VOICE} packed or "
+            f"{size // VCED_SIZE} unpacked voices, ambiguous"
+        )
+    if packed:
+        return "packed", size // PACKED_VOICE
+    if unpacked:
+        return "unpacked", size // VCED_SIZE
+    raise ValueError(
+        f"{size} bytes without sysex framing: not N x {PACKED_VOICE} packed or "
+        f"N x {VCED_SIZE} unpacked voice bytes"
+    )
+
+
 def pack_voice(voice: Voice) -> bytes:
     """The 128-byte bank record of a voice (dexed-py's packing)."""
     return voice.to_patch().to_packed()
@@ -121,13 +176,32 @@ class Skipped:
 
 
 @dataclass
+class Message:
+    """One block of voice data in a file: a sysex message, or the whole of a headerless file.
+
+    Attributes:
+        kind: "bank", "single voice", "headerless packed" or "headerless unpacked".
+        offset: byte of the file where it starts.
+        positions: the positions (in the file) of the voices it holds, corrupt ones included.
+        checksum_ok: True when its checksum matched, False when wrong or missing, None for
+            headerless data (which carry none).
+    """
+
+    kind: str
+    offset: int
+    positions: range
+    checksum_ok: bool | None
+
+
+@dataclass
 class SyxContents:
     """What one .syx file held.
 
     Attributes:
         voices: (position in the file, voice) for every valid voice, in file order.
         skipped: corrupt voices, with the first out-of-range parameter.
-        warnings: readable oddities (bad or missing checksum, ignored messages, extra bytes).
+        warnings: readable oddities (bad or missing checksum, ignored messages).
+        messages: the blocks of voice data read, in file order, each with its checksum status.
         error: set when the file holds no DX7 voice data at all.
     """
 
@@ -135,10 +209,20 @@ class SyxContents:
     voices: list[tuple[int, Voice]] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
     error: str | None = None
 
+    def checksum_ok(self, position: int) -> bool | None:
+        """The checksum status of the message holding the voice at ``position``."""
+        for m in self.messages:
+            if position in m.positions:
+                return m.checksum_ok
+        raise IndexError(f"{self.file}: no voice at position {position}")
 
-def _accept(out: SyxContents, values: np.ndarray, names: list[str]) -> None:
+
+def _accept(out: SyxContents, values: np.ndarray, names: list[str]) -> range:
+    """Validate voices and file them as accepted or skipped; returns their positions."""
+    start = len(out.voices) + len(out.skipped)
     for row, name in zip(values, names):
         index = len(out.voices) + len(out.skipped)
         problems = out_of_range(row)
@@ -149,15 +233,31 @@ def _accept(out: SyxContents, values: np.ndarray, names: list[str]) -> None:
             out.skipped.append(Skipped(out.file, index, reason, first.param, first.value))
         else:
             out.voices.append((index, Voice(bytes(row.astype(np.uint8)), name)))
+    return range(start, len(out.voices) + len(out.skipped))
 
 
-def _check(out: SyxContents, what: str, payload: bytes, stored: int | None) -> None:
+def _check(out: SyxContents, what: str, payload: bytes, stored: int | None) -> bool:
+    """Whether a message's stored checksum matches its payload (a warning when not)."""
     if stored is None or stored == SYSEX_END:
         out.warnings.append(f"{what}: checksum missing")
-    elif stored != checksum(payload):
+        return False
+    if stored != checksum(payload):
         out.warnings.append(
             f"{what}: checksum 0x{stored:02X}, computed 0x{checksum(payload):02X} (voices kept)"
         )
+        return False
+    return True
+
+
+def _headerless(out: SyxContents, data: bytes) -> SyxContents:
+    try:
+        kind, n = headerless_layout(len(data))
+    except ValueError as e:
+        out.error = f"{out.file}: no DX7 voice data ({e})"
+        return out
+    values, names = unpack_packed(data) if kind == "packed" else unpack_vced(data)
+    out.messages.append(Message(f"headerless {kind}", 0, _accept(out, values, names), None))
+    return out
 
 
 def parse_syx(data: bytes, file: str = "<bytes>") -> SyxContents:
@@ -165,7 +265,9 @@ def parse_syx(data: bytes, file: str = "<bytes>") -> SyxContents:
 
     Reads 32-voice bulk dumps (header ``F0 43 0n 09 20 00``, or the ``09 10 00`` variant),
     single-voice dumps (``F0 43 0n 00 01 1B``), any number of them in one file between other
-    sysex messages (which are skipped with a warning), and headerless 4096-byte banks.
+    sysex messages (which are skipped with a warning), and headerless data (no 0xF0 byte in
+    the file) whose layout its size decides: N x 128 bytes packed, N x 155 unpacked voices
+    (see the module docstring; other sizes are reported, not guessed).
 
     Args:
         data: the file's bytes.
@@ -175,14 +277,11 @@ def parse_syx(data: bytes, file: str = "<bytes>") -> SyxContents:
     if not data:
         out.error = f"{file}: empty file"
         return out
-    start = data.find(SYSEX_START)
-    if start != 0 and len(data) >= BANK_PAYLOAD and (start < 0 or start >= BANK_PAYLOAD):
-        # Headerless bank: a raw 4096-byte payload, as cartridge rips often are.
-        values, names = unpack_packed(data[:BANK_PAYLOAD])
-        _accept(out, values, names)
-        if len(data) > BANK_PAYLOAD:
-            out.warnings.append(f"headerless bank: {len(data) - BANK_PAYLOAD} extra bytes ignored")
-        return out
+    if SYSEX_START not in data:
+        # Voice data are 7-bit, so a file without any 0xF0 byte holds no sysex message: raw
+        # data, as cartridge rips often are. A file with a sysex message after a foreign
+        # header (a librarian's) is read as messages, never as raw data of its size.
+        return _headerless(out, data)
     pos, found = 0, False
     while True:
         start = data.find(SYSEX_START, pos)
@@ -209,14 +308,11 @@ def parse_syx(data: bytes, file: str = "<bytes>") -> SyxContents:
             out.warnings.append(f"{what}: truncated ({len(payload)} of {size} data bytes)")
             break
         tail = data[start + 6 + size : start + 6 + size + 2]
-        _check(out, what, payload, tail[0] if tail else None)
+        ok = _check(out, what, payload, tail[0] if tail else None)
         found = True
-        if size == BANK_PAYLOAD:
-            values, names = unpack_packed(payload)
-        else:
-            values = np.frombuffer(payload[:N_PARAMS], dtype=np.uint8).astype(np.int64)[None]
-            names = [bytes(b & 0x7F for b in payload[N_PARAMS : N_PARAMS + NAME_LENGTH]).decode()]
-        _accept(out, values, names)
+        values, names = unpack_packed(payload) if size == BANK_PAYLOAD else unpack_vced(payload)
+        positions = _accept(out, values, names)
+        out.messages.append(Message(what.split(" at ")[0], start, positions, ok))
         pos = start + 6 + size
         pos += 1 if tail[:1] == bytes([SYSEX_END]) else len(tail[:2])
     if not found and not out.voices:
