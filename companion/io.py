@@ -27,13 +27,16 @@ DIR_MODE = 0o777 & ~_UMASK
 TMP_SUFFIX = ".tmp"
 
 
-def _check_parent(path: Path) -> None:
-    """Create the parent folder; a clear error when a file stands where a folder must be."""
+def _check_parent(path: Path, folder: bool = False) -> None:
+    """Create the parent folder; a clear error when a file stands where a folder must be, or
+    (``folder`` False) a folder where the file must be."""
     for parent in reversed(path.parents):
         if parent.exists() and not parent.is_dir():
             raise ValueError(f"{path}: {parent} is a file, not a folder")
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.is_dir():
+    if folder and path.exists() and not path.is_dir():
+        raise ValueError(f"{path}: is a file, expected a folder")
+    if not folder and path.is_dir():
         raise ValueError(f"{path}: is a folder, expected a file name")
 
 
@@ -140,9 +143,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         Path of the temporary folder.
     """
     path = Path(path)
-    _check_parent(path)
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"{path}: is a file, expected a folder")
+    _check_parent(path, folder=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX))
     try:
         yield tmp

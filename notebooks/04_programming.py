@@ -53,7 +53,7 @@ from companion.dx7.params import representation
 from companion.dx7.sysex import single_voice_message
 from companion.dx7.voice import Voice
 from companion.evaluation.metrics import audio_metrics
-from companion.io import write_atomic
+from companion.io import write_atomic, write_audio
 from companion.matching.program import Programmer
 from companion.models.vae import load_model
 from companion.publishing.notebooks import Row, dataset_dir, parse_rows
@@ -105,7 +105,7 @@ for i in picked:
         results[name] = (r.voice, renderer.render(r.voice))
     for name, (voice, sound) in results.items():
         stem = f"{vid}_{name.replace('+', 'p')}"  # numcat++ -> numcatpp: safe in URLs
-        sf.write(out / f"{stem}.wav", sound, ds.audio.sample_rate)
+        write_audio(out / f"{stem}.wav", sound, ds.audio.sample_rate)
         write_atomic(out / f"{stem}.syx", single_voice_message(voice))
         spectrogram_png(sound, out / f"{stem}.png", ds.audio)
     tags = ", ".join(n for n, on in zip(LABELS, labels[i]) if on) or "silent"
@@ -185,7 +185,7 @@ if six_run is not None and (six_run / "model.yaml").exists() and (six_ds / "stat
     for name, voice in (("original", original), ("one-note", one_note), ("six-note", six_note)):
         for (_, vel), audio in zip(velocities, renderer.render_notes(voice, velocities)):
             stem = f"{vid:06d}_vel{vel:03d}_{name}"
-            sf.write(out / f"{stem}.wav", audio, ds.audio.sample_rate)
+            write_audio(out / f"{stem}.wav", audio, ds.audio.sample_rate)
             spectrogram_png(audio, out / f"{stem}.png", ds.audio)
     for vel in (20, 64, 127):
         target = full.spectrogram(sf.read(out / f"{vid:06d}_vel{vel:03d}_original.wav",

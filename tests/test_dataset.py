@@ -100,9 +100,22 @@ def test_interrupted_build_resumes_to_the_same_result(built, fixture_db, tmp_pat
     assert (tmp_path / "stats.json").read_text() == (built["single"] / "stats.json").read_text()
 
 
-def test_other_settings_in_the_same_folder_are_refused(built, fixture_db):
-    with pytest.raises(ValueError, match="other settings"):
-        dataset.build(fixture_db, "smoke", built["single"], notes="six", limit=40, progress=False)
+def test_a_finished_build_called_again_renders_nothing(built, fixture_db, tmp_path, monkeypatch):
+    """The key is stable: the same voices, config, notes and limit resume (here: finish)."""
+    import shutil
+
+    shutil.copytree(built["single"], tmp_path / "ds")
+    calls = []
+    real = dataset.pool_map
+    monkeypatch.setattr(
+        dataset,
+        "pool_map",
+        lambda fn, jobs, *a, **k: calls.append(len(jobs)) or real(fn, jobs, *a, **k),
+    )
+    dataset.build(fixture_db, "smoke", tmp_path / "ds", notes="single", limit=40, progress=False)
+    assert calls == [0]
+    for name in ("train.spec.npy", "stats.json", "config.yaml"):
+        assert (tmp_path / "ds" / name).read_bytes() == (built["single"] / name).read_bytes()
 
 
 @pytest.mark.parametrize("encoding", ["numonly", "numcat++"])

@@ -69,13 +69,7 @@ def test_flows_are_invertible(dim):
 
 def test_loss_falls_when_overfitting_32_voices(smoke_data):
     torch.manual_seed(0)
-    data = train.Split(
-        smoke_data["single"],
-        "train",
-        "numcat++",
-        dataset.open_dataset(smoke_data["single"]).stats,
-        torch.device("cpu"),
-    )
+    data = dataset.DeviceSplit(smoke_data["single"], "train", "numcat++", "cpu")
     x, params, mask = data.batch(torch.arange(32))
     model = SpectralVAE(SMOKE, "numcat++", 1)
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)

@@ -3,7 +3,8 @@ spectrograms, cached on disk, and a torch Dataset over that cache.
 
 Layout of a dataset folder::
 
-    config.yaml                  the config, note layout, source database, voice count
+    config.yaml                  the config, note layout, source database, voice count, and the
+                                 key: a hash of the voices, config, notes and limit
     progress.json                rows done per split (the build resumes from here)
     <split>.spec.npy             (N, notes, n_mels, frames) float16, dB, memory-mapped
     <split>.voices.npy           (N, 145) uint8 voice parameters (VCED order)
@@ -16,8 +17,10 @@ Layout of a dataset folder::
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,9 +35,18 @@ from companion.data.labels import FEATURES, LABELS, Labeler, labels_from_feature
 from companion.data.render import Renderer, pool_map
 from companion.dx7.params import representation
 from companion.dx7.voice import Voice
-from companion.io import write_atomic
+from companion.io import clean_stale, save_npy, write_atomic
 
 LABEL_NOTE = (60, 85)
+ARRAYS = ("spec", "voices", "ids", "labels", "features")
+# every file a build writes, by name: the only files a build ever deletes
+FILES = (
+    *(f"{split}.{kind}.npy" for split in presets.SPLITS for kind in ARRAYS),
+    "progress.json",
+    "stats.json",
+    "config.yaml",
+)
+RAM_BUDGET = 12 * 2**30  # spectrogram caches up to this size are loaded whole on the CPU
 
 
 def _write_json(path: Path, data) -> None:
@@ -105,7 +117,9 @@ def build(
     """Render every voice of ``db`` (or the first ``limit``) into a dataset folder.
 
     Resumable: an interrupted build continues where it stopped when called again with the
-    same arguments. Returns the summary written to stats.json.
+    same voices (database contents, not its path), config, notes and limit; with anything
+    else it starts over (a one-line notice on stderr). Only files the build writes (FILES)
+    are ever deleted. Returns the summary written to stats.json.
     """
     cfg = get_config(config)
     if notes not in NOTE_LAYOUTS:
@@ -115,7 +129,14 @@ def build(
     if not rows:
         raise ValueError(f"{db}: the database holds no voices")
     split_of = _splits(db)
+    by_split = {s: [(i, v) for i, v in rows if split_of[i] == s] for s in presets.SPLITS}
+    for split in ("train", "valid"):
+        if not by_split[split]:
+            raise ValueError(f"{db}: the {split} split of these {len(rows)} voices is empty; "
+                             "use a larger --limit")  # fmt: skip
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: is a file, expected a folder")
     out.mkdir(parents=True, exist_ok=True)
     header = {
         "config": cfg.name,
@@ -125,9 +146,9 @@ def build(
         "limit": limit,
         "voices": len(rows),
         "spectrogram": list(cfg.audio.spectrogram_shape),
+        "key": build_key(rows, split_of, cfg, notes, limit),
     }
     _check_or_write_header(out, cfg, header)
-    by_split = {s: [(i, v) for i, v in rows if split_of[i] == s] for s in presets.SPLITS}
     done = _read_progress(out)
     n_notes = len(NOTE_LAYOUTS[notes])
     arrays, jobs = {}, []
@@ -140,8 +161,8 @@ def build(
                 out / f"{split}.features.npy", (len(items), len(FEATURES)), np.float32, start
             ),
         )
-        _save(out / f"{split}.ids.npy", np.array([i for i, _ in items], dtype=np.int64))
-        _save(
+        save_npy(out / f"{split}.ids.npy", np.array([i for i, _ in items], dtype=np.int64))
+        save_npy(
             out / f"{split}.voices.npy",
             np.stack([v.values for _, v in items]) if items else np.zeros((0, 145), np.uint8),
         )
@@ -174,7 +195,7 @@ def build(
     for split, (spec, feats) in arrays.items():
         done[split] = len(spec)
         labels = labels_from_features(np.asarray(feats)) if len(spec) else np.zeros((0, 3), bool)
-        _save(out / f"{split}.labels.npy", labels)
+        save_npy(out / f"{split}.labels.npy", labels)
     _write_json(out / "progress.json", done)
     del arrays
     summary = _stats(out, moments)
@@ -189,20 +210,44 @@ def _splits(db) -> dict[int, str]:
     return out
 
 
+def build_key(rows, split_of: dict, cfg: Config, notes: str, limit: int | None) -> str:
+    """sha256 of what a dataset's contents depend on: every voice built (id, split, parameter
+    bytes, name: the database's contents, not its path or date), the config, the note layout
+    and the limit. A build resumes only into a cache of the same key."""
+    h = hashlib.sha256()
+    settings = {"config": cfg.to_dict(), "notes": notes, "limit": limit}
+    h.update(json.dumps(settings, sort_keys=True).encode())
+    for vid, voice in rows:
+        h.update(f"{vid}:{split_of[vid]}:{voice.name}:".encode())
+        h.update(bytes(voice.params))
+    return h.hexdigest()
+
+
 def _check_or_write_header(out: Path, cfg: Config, header: dict) -> None:
+    """Resume when ``out`` holds a build of the same key; else start over there, deleting the
+    files a build writes (FILES) and nothing else."""
     path = out / "config.yaml"
     audio = {"config": cfg.name, "audio": dataclasses.asdict(cfg.audio)}
     text = yaml.safe_dump({**audio, "dataset": header}, sort_keys=False)
+    for name in FILES:  # temporaries of a killed build
+        clean_stale(out, name)
     if path.exists():
-        if path.read_text() != text:
-            raise ValueError(
-                f"{out}: holds a dataset built with other settings; use another --out or delete it"
-            )
-        return
-    for stale in out.glob("*.npy"):  # files of an earlier, unfinished build of nothing
-        stale.unlink()
-    (out / "progress.json").unlink(missing_ok=True)
-    write_atomic(path, text.encode())
+        try:
+            old = yaml.safe_load(path.read_text())
+        except (yaml.YAMLError, UnicodeDecodeError):
+            old = None
+        if not (isinstance(old, dict) and isinstance(old.get("dataset"), dict)):
+            raise ValueError(f"{path}: not a dataset's config.yaml; use another --out")
+        if old["dataset"].get("key") == header["key"]:
+            return
+        print(f"companion: notice: {out} holds a dataset of other voices, config, notes or "
+              "limit; starting it over", file=sys.stderr)  # fmt: skip
+        for name in ("stats.json", *FILES):  # the finished mark first
+            (out / name).unlink(missing_ok=True)
+    else:  # a first build: the arrays are written anew; these two would be trusted as they are
+        for name in ("stats.json", "progress.json"):
+            (out / name).unlink(missing_ok=True)
+    write_atomic(path, text)
 
 
 def _read_progress(out: Path) -> dict:
@@ -216,13 +261,6 @@ def _open_array(path: Path, shape: tuple, dtype, done: int) -> np.memmap:
         if arr.shape == shape and arr.dtype == dtype:
             return arr
     return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
-
-
-def _save(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, array)
-    os.replace(tmp, path)
 
 
 def _stats(out: Path, moments: list) -> dict:
@@ -283,6 +321,34 @@ def open_dataset(path: str | os.PathLike) -> DatasetInfo:
     )
 
 
+def read_split(path: str | os.PathLike, split: str) -> dict:
+    """The arrays of one split of a finished dataset folder (the one reader of the cache).
+
+    Returns:
+        {"info": DatasetInfo, "spec": (N, notes, n_mels, frames) float16 dB, memory-mapped,
+        "values": (N, 145) int64, "ids": (N,) int64, "labels": (N, 3) bool}.
+    """
+    if split not in presets.SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(presets.SPLITS)}")
+    info = open_dataset(path)
+    base = info.path
+    try:
+        out = {
+            "info": info,
+            "spec": np.load(base / f"{split}.spec.npy", mmap_mode="r"),
+            "values": np.load(base / f"{split}.voices.npy").astype(np.int64),
+            "ids": np.load(base / f"{split}.ids.npy"),
+            "labels": np.load(base / f"{split}.labels.npy"),
+        }
+    except FileNotFoundError as e:
+        raise ValueError(f"{e.filename}: missing from the dataset {base}") from None
+    except ValueError as e:
+        raise ValueError(f"{base}: the {split} split is unreadable ({e})") from None
+    if not len(out["spec"]) == len(out["values"]) == len(out["ids"]) == len(out["labels"]):
+        raise ValueError(f"{base}: the {split} split's arrays differ in length (a mix of builds)")
+    return out
+
+
 class SpectrogramDataset(torch.utils.data.Dataset):
     """One split of a dataset folder, memory-mapped.
 
@@ -294,12 +360,10 @@ class SpectrogramDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, path: str | os.PathLike, split: str = "train", encoding: str | None = None):
-        self.info = open_dataset(path)
-        base = self.info.path
-        self.spec = np.load(base / f"{split}.spec.npy", mmap_mode="r")
-        self.values = np.load(base / f"{split}.voices.npy").astype(np.int64)
-        self.ids = np.load(base / f"{split}.ids.npy")
-        self.labels = np.load(base / f"{split}.labels.npy")
+        arrays = read_split(path, split)
+        self.info = arrays["info"]
+        self.spec, self.values = arrays["spec"], arrays["values"]
+        self.ids, self.labels = arrays["ids"], arrays["labels"]
         self.mean, self.std = self.info.stats["mean_db"], self.info.stats["std_db"]
         self.rep = representation(encoding) if encoding else None
         if self.rep is not None:
@@ -321,3 +385,56 @@ class SpectrogramDataset(torch.utils.data.Dataset):
             item["params"] = torch.from_numpy(self.params[i])
             item["mask"] = torch.from_numpy(self.mask[i])
         return item
+
+
+class DeviceSplit:
+    """One split on the training device, for batches by index (training and validation):
+    spectrograms (float16, whole when they fit in ``ram_budget`` bytes or 60% of the GPU's
+    free memory, else memory-mapped), encoded presets and loss masks.
+
+    Args:
+        path: a finished dataset folder.
+        split: train, valid or test.
+        encoding: numonly, numcat or numcat++.
+        device: where batches are returned.
+    """
+
+    def __init__(self, path: str | os.PathLike, split: str, encoding: str,
+                 device: str | torch.device = "cpu", ram_budget: int = RAM_BUDGET):  # fmt: skip
+        arrays = read_split(path, split)
+        self.info = arrays["info"]
+        spec, self.values, self.ids = arrays["spec"], arrays["values"], arrays["ids"]
+        rep = representation(encoding)
+        self.device = device = torch.device(device)
+        self.mean = float(self.info.stats["mean_db"])
+        self.std = float(self.info.stats["std_db"])
+        budget = ram_budget
+        if device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(device)
+            budget = int(0.6 * free)
+        self.whole = spec.nbytes <= budget
+        self.spec = torch.from_numpy(np.array(spec)).to(device) if self.whole else spec
+        self.params = torch.from_numpy(rep.encode(self.values)).to(device)
+        self.mask = torch.from_numpy(rep.loss_mask(self.values)).to(device)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Rows ``idx`` (B,) -> (normalised spectrograms (B, notes, H, W) float32, encoded
+        presets (B, D), loss masks (B, D))."""
+        if self.whole:
+            x = self.spec[idx.to(self.device)]
+        else:
+            order = np.sort(idx.numpy())  # memory-mapped reads are faster in file order
+            idx = torch.from_numpy(order)
+            x = torch.from_numpy(np.asarray(self.spec[order])).to(self.device)
+        x = (x.float() - self.mean) / self.std
+        idx = idx.to(self.device)
+        return x, self.params[idx], self.mask[idx]
+
+
+def load_split(path: str | os.PathLike, split: str, encoding: str,
+               device: str | torch.device = "cpu") -> DeviceSplit:  # fmt: skip
+    """One split of a dataset folder on ``device`` (see DeviceSplit)."""
+    return DeviceSplit(path, split, encoding, device)

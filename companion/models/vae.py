@@ -9,29 +9,31 @@ columns are values in [0, 1] and each one-hot group holds logits.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-import yaml
-from safetensors.torch import load as load_tensors
-from safetensors.torch import save as save_tensors
 from torch import nn
 
 from companion.config import Config
 from companion.dx7.params import Representation, representation
-from companion.io import write_atomic
 from companion.models.decoder import Decoder
 from companion.models.encoder import Encoder
 from companion.models.flows import RealNVP
 from companion.models.regression import FlowRegression, MLPRegression
+from companion.models.weights import (  # noqa: F401 (save_* re-exported for older imports)
+    META,
+    SHARD_BYTES,
+    load_weights,
+    read_meta,
+    save_model,
+    save_weights,
+)
 
 REGRESSIONS = ("flow", "mlp")
 LOG_2PI = math.log(2 * math.pi)
-SHARD_BYTES = 15 * 2**20  # every weights file stays under 16 MiB (GitHub's soft limit)
 
 
 class SpectralVAE(nn.Module):
@@ -117,69 +119,7 @@ def preset_loss(u: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
     return mse + ce_weight * ce, {"mse": mse.detach(), "ce": ce.detach()}
 
 
-# --- saving and loading ----------------------------------------------------------------------
-
-
-def save_weights(model: nn.Module, folder: str | os.PathLike) -> list[Path]:
-    """The state dict as safetensors shards under 16 MiB each, plus model.index.json naming them
-    (written last, atomically: a reader never sees a half-written set). A tensor larger than a
-    shard is cut along its first dimension into parts named ``<key>::<i>``."""
-    folder = Path(folder)
-    pieces, split = [], {}
-    for key, tensor in model.state_dict().items():
-        tensor = tensor.detach().contiguous().cpu()
-        nbytes = tensor.numel() * tensor.element_size()
-        if nbytes > SHARD_BYTES and tensor.dim() > 0:
-            n = math.ceil(nbytes / SHARD_BYTES)
-            parts = torch.tensor_split(tensor, n, dim=0)
-            split[key] = len(parts)
-            pieces += [(f"{key}::{i}", p.contiguous()) for i, p in enumerate(parts)]
-        else:
-            pieces.append((key, tensor))
-    shards, current, size = [], {}, 0
-    for key, tensor in pieces:
-        nbytes = tensor.numel() * tensor.element_size()
-        if current and size + nbytes > SHARD_BYTES:
-            shards.append(current)
-            current, size = {}, 0
-        current[key], size = tensor, size + nbytes
-    shards.append(current)
-    names = [f"model-{i + 1:03d}-of-{len(shards):03d}.safetensors" for i in range(len(shards))]
-    for name, shard in zip(names, shards):
-        write_atomic(folder / name, save_tensors(shard))
-    index = {"shards": names, "split": split}
-    write_atomic(folder / "model.index.json", json.dumps(index, indent=1).encode())
-    for old in folder.glob("model-*.safetensors"):
-        if old.name not in names:
-            old.unlink()
-    return [folder / n for n in names]
-
-
-def load_weights(folder: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """The state dict written by ``save_weights``."""
-    folder = Path(folder)
-    index = folder / "model.index.json"
-    if not index.exists():
-        raise ValueError(f"{folder}: no model weights (model.index.json missing)")
-    meta = json.loads(index.read_text())
-    state = {}
-    for name in meta["shards"]:
-        state.update(load_tensors((folder / name).read_bytes()))
-    for key, n in meta.get("split", {}).items():
-        state[key] = torch.cat([state.pop(f"{key}::{i}") for i in range(n)], dim=0)
-    return state
-
-
-def save_model(model: SpectralVAE, folder: str | os.PathLike, stats: dict, extra: dict) -> None:
-    """Weights and model.yaml: everything ``load_model`` needs (config, encoding, notes,
-    regression, the dataset's normalisation) plus ``extra`` (training facts)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    save_weights(model, folder)
-    meta = {"config": model.cfg.to_dict(), "encoding": model.encoding, "notes": model.notes,
-            "regression": model.regression_kind, "stats": {k: stats[k] for k in
-            ("mean_db", "std_db")}, **extra}  # fmt: skip
-    write_atomic(folder / "model.yaml", yaml.safe_dump(meta, sort_keys=False).encode())
+# --- loading (saving and the weight files: companion.models.weights) ---------------------
 
 
 def default_model_dir() -> Path:
@@ -194,11 +134,19 @@ def load_model(folder: str | os.PathLike | None = None,
     """A saved model (a run or model folder; None: the shipped default) in eval mode, and its
     model.yaml; a one-line error if the folder holds no model."""
     folder = Path(folder) if folder is not None else default_model_dir()
+    meta = read_meta(folder)
     try:
-        meta = yaml.safe_load((folder / "model.yaml").read_text())
-    except FileNotFoundError:
-        raise ValueError(f"{folder}: not a model folder (model.yaml missing)") from None
-    cfg = Config.from_dict(meta["config"])
-    model = SpectralVAE(cfg, meta["encoding"], meta["notes"], meta["regression"])
-    model.load_state_dict(load_weights(folder))
+        cfg = Config.from_dict(meta["config"])
+        model = SpectralVAE(cfg, meta["encoding"], meta["notes"], meta["regression"])
+    except (TypeError, KeyError) as e:
+        raise ValueError(f"{folder / META}: not a model description ({e})") from None
+    state, expected = load_weights(folder), model.state_dict()
+    missing, unknown = expected.keys() - state.keys(), state.keys() - expected.keys()
+    wrong = [k for k in expected.keys() & state.keys() if state[k].shape != expected[k].shape]
+    if missing or unknown or wrong:
+        first = sorted(missing or unknown or wrong)[0]
+        what = "missing" if missing else "unknown" if unknown else "of another shape"
+        raise ValueError(f"{folder}: the weights do not fit {META} ({first!r} {what}, "
+                         f"{len(missing) + len(unknown) + len(wrong)} tensors differ)")  # fmt: skip
+    model.load_state_dict(state)
     return model.to(device).eval(), meta

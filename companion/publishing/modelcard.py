@@ -15,40 +15,56 @@ import torch
 import yaml
 
 from companion.data import presets
-from companion.data.dataset import open_dataset
+from companion.data.dataset import DeviceSplit, open_dataset
 from companion.dx7.params import representation
-from companion.io import write_atomic
+from companion.io import atomic_dir, write_atomic
 from companion.models.vae import load_model
-from companion.training.train import Split, evaluate_split, read_metrics
+from companion.models.weights import META, shard_files
+from companion.training.train import evaluate_split, read_metrics
+
+CARD, METRICS = "MODEL_CARD.md", "metrics.yaml"
 
 
 def split_metrics(run: str | os.PathLike, data: str | os.PathLike, split: str) -> dict:
     """Losses and parameter metrics of a saved model on one split of a dataset folder."""
     model, meta = load_model(run)
-    info = open_dataset(data)
     rep = representation(meta["encoding"])
-    part = Split(info.path, split, meta["encoding"], info.stats, torch.device("cpu"))
+    part = DeviceSplit(data, split, meta["encoding"], "cpu")
     off = torch.autocast("cpu", enabled=False)
     return evaluate_split(model, part, model.cfg, rep, 128, off) | {"voices": len(part)}
 
 
 def ship(run: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike,
          hardware: str | None = None) -> Path:  # fmt: skip
-    """Copy a run's final model to ``out`` and write MODEL_CARD.md there."""
+    """Copy a run's final model to ``out`` with MODEL_CARD.md and metrics.yaml.
+
+    The new model folder is built beside ``out``, checked to load, and then swapped in for
+    the old one (files of ``out`` that are not part of a model are carried over): a failure
+    at any point leaves the old folder as it was.
+    """
     run, out = Path(run), Path(out)
+    if out.resolve() == run.resolve():
+        raise ValueError(f"{out}: is the run itself; ship to another folder")
     model, meta = load_model(run)
-    out.mkdir(parents=True, exist_ok=True)
-    for old in out.glob("model-*.safetensors"):
-        old.unlink()
-    for f in [run / "model.yaml", run / "model.index.json", *run.glob("model-*.safetensors")]:
-        shutil.copy2(f, out / f.name)
+    if model.cfg.audio != open_dataset(data).audio:
+        raise ValueError(f"{run}: trained on other spectrograms than {data}")
     metrics = {s: split_metrics(run, data, s) for s in ("valid", "test")}
     curves = read_metrics(run)
     info = open_dataset(data)
     card = _card(meta, metrics, curves, info, hardware or _hardware(), sum(
         p.numel() for p in model.parameters()))  # fmt: skip
-    write_atomic(out / "MODEL_CARD.md", card.encode())
-    write_atomic(out / "metrics.yaml", yaml.safe_dump(metrics, sort_keys=False).encode())
+    ours = {META, CARD, METRICS, "model.index.json"}
+    with atomic_dir(out) as tmp:
+        for f in [run / META, *shard_files(run)]:
+            shutil.copy2(f, tmp / f.name)
+        write_atomic(tmp / CARD, card)
+        write_atomic(tmp / METRICS, yaml.safe_dump(metrics, sort_keys=False))
+        if out.is_dir():  # a user's own files in the model folder stay
+            for f in out.iterdir():
+                keep = f.name not in ours and not f.name.startswith("model-")
+                if keep and f.is_file() and not f.name.startswith("."):
+                    shutil.copy2(f, tmp / f.name)
+        load_model(tmp)  # the copy loads, or the old folder stays
     return out
 
 

@@ -9,7 +9,11 @@ A run folder holds::
     model.yaml, model-*.safetensors   the final model (what ``load_model`` reads)
 
 Checkpoints are written to a new folder and then pointed at, so an interruption at any moment
-leaves the previous one intact; ``resume=True`` continues from it bit for bit on the CPU.
+leaves the previous one intact; ``resume=True`` continues from it bit for bit on the CPU. A
+resume checks the run's config.yaml first: another representation, note layout, regression,
+config (the number of epochs aside) or dataset (by its key, so a moved dataset is the same) is
+a one-line error; a finished run is left as it is. metrics.jsonl is rewritten whole at each
+epoch, and on resume cut back to the checkpoint's epochs.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import json
 import os
 import random
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,20 +35,12 @@ import torch.nn.functional as F
 import yaml
 from tqdm import tqdm
 
-from companion.config import get_config
-from companion.data.dataset import open_dataset
+from companion.config import Config, get_config
+from companion.data.dataset import DeviceSplit, open_dataset
 from companion.dx7.params import ENCODINGS, representation
-from companion.io import write_atomic
-from companion.models.vae import (
-    SpectralVAE,
-    kl_divergence,
-    load_weights,
-    preset_loss,
-    save_model,
-    save_weights,
-)
-
-RAM_BUDGET = 12 * 2**30  # spectrogram caches up to this size are loaded whole on the CPU
+from companion.io import atomic_dir, write_atomic
+from companion.models.vae import SpectralVAE, kl_divergence, preset_loss
+from companion.models.weights import load_weights, read_meta, save_model, save_weights
 
 
 @dataclass
@@ -76,41 +73,6 @@ def _setup(device: str) -> Dist:
     return Dist(dist.get_rank(), world, dev)
 
 
-class Split:
-    """One split on the training device: spectrograms (float16, whole when they fit, else
-    memory-mapped), encoded presets and loss masks."""
-
-    def __init__(self, folder: Path, split: str, encoding: str, stats: dict, device):
-        spec = np.load(folder / f"{split}.spec.npy", mmap_mode="r")
-        self.values = np.load(folder / f"{split}.voices.npy").astype(np.int64)
-        rep = representation(encoding)
-        self.device = device
-        self.mean, self.std = float(stats["mean_db"]), float(stats["std_db"])
-        budget = RAM_BUDGET
-        if device.type == "cuda":
-            free, _ = torch.cuda.mem_get_info(device)
-            budget = int(0.6 * free)
-        self.whole = spec.nbytes <= budget
-        self.spec = torch.from_numpy(np.array(spec)).to(device) if self.whole else spec
-        self.params = torch.from_numpy(rep.encode(self.values)).to(device)
-        self.mask = torch.from_numpy(rep.loss_mask(self.values)).to(device)
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(normalised spectrograms (B, notes, H, W) float32, presets (B, D), masks (B, D))."""
-        if self.whole:
-            x = self.spec[idx.to(self.device)]
-        else:
-            order = np.sort(idx.numpy())  # memory-mapped reads are faster in file order
-            idx = torch.from_numpy(order)
-            x = torch.from_numpy(np.asarray(self.spec[order])).to(self.device)
-        x = (x.float() - self.mean) / self.std
-        idx = idx.to(self.device)
-        return x, self.params[idx], self.mask[idx]
-
-
 def _schedules(cfg, epoch: int) -> tuple[float | None, float]:
     """(learning rate to set during warm-up and at its end, else None: ReduceLROnPlateau has
     it; KL weight) for an epoch."""
@@ -131,7 +93,7 @@ def _losses(model, x, params, mask, cfg, rep, sample=True) -> dict[str, torch.Te
 
 
 @torch.no_grad()
-def evaluate_split(model, data: Split, cfg, rep, batch_size: int, autocast) -> dict:
+def evaluate_split(model, data: DeviceSplit, cfg, rep, batch_size: int, autocast) -> dict:
     """Validation losses and parameter metrics: MAE of numerical parameters on their real
     steps (as a fraction of each range) and accuracy of categorical ones, in the encoding's
     own terms, after decoding to valid voices."""
@@ -178,14 +140,12 @@ def _set_rng_state(state: dict) -> None:
 
 def _save_checkpoint(out: Path, model, optimizer, scheduler, epoch: int, extra: dict) -> None:
     folder = out / "checkpoints" / f"epoch-{epoch:04d}"
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    save_weights(model, folder)
-    buf = io.BytesIO()
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "epoch": epoch, "rng": _rng_state(), **extra}, buf)  # fmt: skip
-    write_atomic(folder / "state.pt", buf.getvalue())
+    with atomic_dir(folder) as tmp:  # a folder left by a killed save is replaced whole
+        save_weights(model, tmp)
+        buf = io.BytesIO()
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "epoch": epoch, "rng": _rng_state(), **extra}, buf)  # fmt: skip
+        write_atomic(tmp / "state.pt", buf.getvalue())
     write_atomic(out / "checkpoints" / "latest.json", json.dumps({"epoch": folder.name}).encode())
     for old in (out / "checkpoints").glob("epoch-*"):
         if old != folder:
@@ -197,6 +157,68 @@ def _latest(out: Path) -> Path | None:
     if not pointer.exists():
         return None
     return out / "checkpoints" / json.loads(pointer.read_text())["epoch"]
+
+
+def _read_run_config(out: Path) -> dict:
+    path = out / "config.yaml"
+    try:
+        saved = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not a run's config ({str(e).splitlines()[0]})") from None
+    if not (isinstance(saved, dict) and isinstance(saved.get("config"), dict)
+            and isinstance(saved.get("run"), dict)):  # fmt: skip
+        raise ValueError(f"{path}: not a run's config (needs config and run sections)")
+    return saved
+
+
+def _differences(a, b, prefix: str = "") -> list[str]:
+    """Dotted keys where two nested dicts differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in dict.fromkeys([*a, *b])
+                for d in _differences(a.get(k), b.get(k), f"{prefix}{k}.")]  # fmt: skip
+    a, b = (list(x) if isinstance(x, tuple) else x for x in (a, b))
+    return [] if a == b else [prefix.rstrip(".")]
+
+
+def _check_resume(out: Path, cfg: Config, settings: dict) -> None:
+    """A one-line ValueError when ``out``'s run was started with other settings than these;
+    only the number of epochs may change on resume (to train longer)."""
+    saved = _read_run_config(out)
+    run = saved["run"]
+    names = {"encoding": "--representation", "notes": "--notes (the dataset's notes)",
+             "regression": "--regression"}  # fmt: skip
+    for key, option in names.items():
+        if run.get(key) != settings[key]:
+            raise ValueError(f"{out}: the run was started with {key} {run.get(key)!r}, not "
+                             f"{settings[key]!r}; resume with the same {option} or use "
+                             "another --out")  # fmt: skip
+    old, new = dict(saved["config"]), cfg.to_dict()
+    for c in (old, new):
+        c["train"] = {k: v for k, v in dict(c.get("train") or {}).items() if k != "epochs"}
+    diff = _differences(old, new)
+    if diff:
+        raise ValueError(f"{out}: the run was started with config {old.get('name')!r}, which "
+                         f"differs in {', '.join(diff[:3])}; resume with the same --config or "
+                         "use another --out")  # fmt: skip
+    same = (run.get("dataset") == settings["dataset"] if run.get("dataset") and
+            settings["dataset"] else run.get("data") == settings["data"])  # fmt: skip
+    if not same:
+        raise ValueError(f"{out}: the run was trained on other data ({run.get('data')}); "
+                         "resume with the same --data or use another --out")  # fmt: skip
+
+
+def _finished(out: Path, epochs: int) -> tuple[int, dict] | None:
+    """(epochs trained, final metrics) when ``out`` holds a finished model of at least
+    ``epochs`` epochs; None otherwise (a model.yaml of an interrupted save does not count)."""
+    try:
+        meta = read_meta(out)
+    except ValueError:
+        return None
+    done = int(meta.get("epochs", 0))
+    if done < epochs:
+        return None
+    lines = _read_metrics_lines(out)
+    return done, meta.get("final") or (lines[-1] if lines else {})
 
 
 def train(config: str, data: str | os.PathLike, out: str | os.PathLike,
@@ -227,9 +249,30 @@ def train(config: str, data: str | os.PathLike, out: str | os.PathLike,
         )
     if notes is not None and notes != info.notes:
         raise ValueError(f"{data}: holds '{info.notes}' notes, not '{notes}'")
+    for split in ("train", "valid"):
+        if not info.stats["splits"].get(split):
+            raise ValueError(f"{data}: the {split} split is empty; build the dataset with a "
+                             "larger --limit")  # fmt: skip
+    if regression not in ("flow", "mlp"):
+        raise ValueError(f"unknown regression {regression!r}; choose flow or mlp")
     out = Path(out)
-    if (out / "config.yaml").exists() and not resume:
-        raise ValueError(f"{out}: a run is already there; pass --resume or another --out")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: is a file, expected a run folder")
+    settings = {"encoding": encoding, "notes": info.notes, "regression": regression,
+                "data": str(Path(data).resolve()), "dataset": info.header.get("key"),
+                "world_size": int(os.environ.get("WORLD_SIZE", "1"))}  # fmt: skip
+    if (out / "config.yaml").exists():
+        if not resume:
+            raise ValueError(f"{out}: a run is already there; pass --resume or another --out")
+        _check_resume(out, cfg, settings)
+        finished = _finished(out, cfg.train.epochs)
+        if finished is not None:
+            print(
+                f"companion: notice: {out} is a finished run of {finished[0]} epochs; nothing "
+                "to resume (pass --epochs N with N larger to train on)",
+                file=sys.stderr,
+            )
+            return finished[1]
     d = _setup(device)
     t = cfg.train
     torch.manual_seed(t.seed)
@@ -245,9 +288,7 @@ def train(config: str, data: str | os.PathLike, out: str | os.PathLike,
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, factor=t.plateau_factor, patience=t.plateau_patience
     )
-    start, elapsed = 0, 0.0
-    settings = {"encoding": encoding, "notes": info.notes, "regression": regression,
-                "data": str(Path(data).resolve()), "world_size": d.world}  # fmt: skip
+    start, elapsed, last = 0, 0.0, {}
     if resume and (ckpt := _latest(out)) is not None:
         model.load_state_dict(load_weights(ckpt))
         state = torch.load(ckpt / "state.pt", weights_only=False)
@@ -255,18 +296,25 @@ def train(config: str, data: str | os.PathLike, out: str | os.PathLike,
         scheduler.load_state_dict(state["scheduler"])
         start, elapsed = state["epoch"] + 1, state.get("elapsed_s", 0.0)
         _set_rng_state(state["rng"])
+        # a kill between an epoch's metrics line and its checkpoint left a line that this run
+        # writes again: keep only the epochs the checkpoint holds
+        lines = _read_metrics_lines(out)
+        kept = [m for m in lines if m.get("epoch", 0) <= start]
+        if d.main and kept != lines:
+            _write_metrics(out, kept)
+        last = kept[-1] if kept and kept[-1].get("epoch") == start else {}
     elif d.main:
         out.mkdir(parents=True, exist_ok=True)
         text = cfg.to_yaml() + yaml.safe_dump({"run": settings}, sort_keys=False)
-        write_atomic(out / "config.yaml", text.encode())
+        write_atomic(out / "config.yaml", text)
         (out / "metrics.jsonl").unlink(missing_ok=True)
     net = model
     if d.world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[d.device.index] if cuda else None
         )
-    train_data = Split(info.path, "train", encoding, info.stats, d.device)
-    valid_data = Split(info.path, "valid", encoding, info.stats, d.device)
+    train_data = DeviceSplit(info.path, "train", encoding, d.device)
+    valid_data = DeviceSplit(info.path, "valid", encoding, d.device)
     per_rank = max(1, t.batch_size // d.world)
     if len(train_data) < per_rank * d.world:
         raise ValueError(
@@ -275,7 +323,6 @@ def train(config: str, data: str | os.PathLike, out: str | os.PathLike,
         )
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda)
     writer = _writer(out) if d.main else None
-    last = {}
     for epoch in range(start, t.epochs):
         began = time.perf_counter()
         lr, beta = _schedules(cfg, epoch)
@@ -318,7 +365,7 @@ def train(config: str, data: str | os.PathLike, out: str | os.PathLike,
                 "samples_per_s": steps * per_rank * d.world / (time.perf_counter() - began),
                 "elapsed_s": elapsed, **{f"train_{k}": v for k, v in train_metrics.items()},
                 **{f"val_{k}": v for k, v in val.items()}, "val_loss": val_loss}  # fmt: skip
-        if d.main:
+        if d.main:  # the metrics line first: a kill before the checkpoint is undone on resume
             _log(writer, out, last, model, valid_data, autocast)
             _save_checkpoint(out, model, optimizer, scheduler, epoch, {"elapsed_s": elapsed})
     if d.main:
@@ -340,9 +387,8 @@ def _writer(out: Path):
     return SummaryWriter(str(out / "logs"))
 
 
-def _log(writer, out: Path, metrics: dict, model, valid: Split, autocast) -> None:
-    with open(out / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(metrics) + "\n")
+def _log(writer, out: Path, metrics: dict, model, valid: DeviceSplit, autocast) -> None:
+    _write_metrics(out, [*_read_metrics_lines(out), metrics])
     if writer is None:
         return
     step = metrics["epoch"]
@@ -359,6 +405,26 @@ def _log(writer, out: Path, metrics: dict, model, valid: Split, autocast) -> Non
         pair = (pair - pair.min()) / (pair.max() - pair.min() + 1e-8)
         writer.add_image(f"spectrogram/{k}", pair[None], step)
     writer.flush()
+
+
+def _read_metrics_lines(out: Path) -> list[dict]:
+    """metrics.jsonl's lines ([] without the file); a torn last line (a kill while an older
+    version appended) is dropped."""
+    path = out / "metrics.jsonl"
+    if not path.exists():
+        return []
+    lines = []
+    for line in path.read_text().splitlines():
+        try:
+            lines.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return lines
+
+
+def _write_metrics(out: Path, lines: list[dict]) -> None:
+    """metrics.jsonl rewritten whole, atomically (a few hundred short lines at most)."""
+    write_atomic(out / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in lines))
 
 
 def read_metrics(run: str | os.PathLike) -> list[dict]:
