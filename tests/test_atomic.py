@@ -180,6 +180,23 @@ def test_figures_and_spectrogram_images_keep_the_old_file(tmp_path, monkeypatch)
     assert snapshot(tmp_path) == before and not temporaries(tmp_path)
 
 
+def test_copies_of_the_site_source_keep_the_old_file(tmp_path, monkeypatch):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "_layouts").mkdir(parents=True)
+    (src / "_layouts" / "page.html").write_text("new layout " * 50)
+    write_atomic(dst / "_layouts" / "page.html", "old layout")
+
+    def half_copy(a, b, *args, **kwargs):
+        Path(b).write_bytes(Path(a).read_bytes()[:20])
+        raise DiskFull()
+
+    monkeypatch.setattr(cio.shutil, "copy2", half_copy)
+    with pytest.raises(DiskFull):
+        site.copy_source(dst, src)
+    assert (dst / "_layouts" / "page.html").read_text() == "old layout"
+    assert not temporaries(dst)
+
+
 def test_atomic_dir_puts_the_old_folder_back(tmp_path, monkeypatch):
     folder = tmp_path / "model"
     with atomic_dir(folder) as tmp:
