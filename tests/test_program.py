@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +12,9 @@ from companion.data.pitch import estimate_pitch
 from companion.data.render import Renderer
 from companion.dx7.sysex import parse_syx
 from companion.dx7.voice import INIT_VOICE
-from companion.matching.program import Programmer, program, retune, voice_name
+from companion.matching.loss import Target
+from companion.matching.outputs import output_names
+from companion.matching.program import QUALITIES, Programmer, program, retune, voice_name
 
 SR = 22050
 
@@ -55,7 +58,8 @@ def test_program_writes_a_voice_per_input(model_dir, sounds, tmp_path):
         audio, rate = sf.read(tmp_path / f"{stem}.wav")
         assert rate == SR and len(audio) == 4 * SR
         assert (tmp_path / f"{stem}.png").stat().st_size > 1000
-        assert r.distance_db <= r.network_distance_db
+        assert r.loss <= r.candidate_loss <= r.network_loss
+        assert r.audio is None and r.render is None  # results keep no audio: memory stays flat
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         f"{s}.{e}" for s in ("brass", "sine stereo") for e in ("syx", "wav", "png"))  # fmt: skip
 
@@ -63,10 +67,10 @@ def test_program_writes_a_voice_per_input(model_dir, sounds, tmp_path):
 def test_one_candidate_is_the_network_answer(model_dir, sounds, tmp_path):
     (r,) = program([sounds / "brass.wav"], tmp_path, model=model_dir, candidates=1, tune=False,
                    progress=False)  # fmt: skip
-    assert r.distance_db == r.network_distance_db and not r.tuned
+    assert r.loss == r.network_loss and r.evals == 1 and not r.tuned
     prog = Programmer(model_dir, candidates=1)
     audio = sf.read(sounds / "brass.wav", dtype="float32")[0]
-    assert prog.propose(prog.spectrogram(audio), "X")[0] == r.voice.replace(name="X")
+    assert prog.propose(audio, "X") == [r.voice.replace(name="X")]
 
 
 def test_pitch_and_retuning():
@@ -125,10 +129,8 @@ def test_default_model_beats_the_init_voice(sounds, tmp_path):
     )
     sf.write(tmp_path / "pluck.wav", Renderer().render(pluck), SR)
     (r,) = program([tmp_path / "pluck.wav"], tmp_path / "out", progress=False)  # the default model
-    prog = Programmer(None, candidates=1)
-    target = prog.spectrogram(load_audio(tmp_path / "pluck.wav", prog.cfg))
-    init = prog.spectrogram(Renderer(prog.cfg).render(INIT_VOICE))
-    assert r.distance_db < float((init - target).abs().mean())
+    target = Target(load_audio(tmp_path / "pluck.wav"))
+    assert r.loss < float(target.loss(Renderer().render(INIT_VOICE)[None])[0])
 
 
 def test_library_voices_join_the_candidates(model_dir, tmp_path):
@@ -141,12 +143,127 @@ def test_library_voices_join_the_candidates(model_dir, tmp_path):
     (tmp_path / "carts").mkdir()
     (tmp_path / "carts" / "bank.syx").write_bytes(bank_message(FIXTURE_VOICES[:32]))
     presets.build(tmp_path / "carts", tmp_path / "lib.sqlite", progress=False)
-    voice = FIXTURE_VOICES[7]
+    voice = next(v for v in FIXTURE_VOICES[7:32] if np.abs(Renderer().render(v)).max() > 0.05)
     sf.write(tmp_path / "lib.wav", Renderer().render(voice), SR)
     for library in (tmp_path / "lib.sqlite", tmp_path / "carts"):
         (r,) = program([tmp_path / "lib.wav"], tmp_path / "out", model=model_dir, tune=False,
-                       library=library, progress=False)  # fmt: skip
-        assert r.distance_db == 0 and r.voice.params == voice.params
+                       library=library, quality="fast", progress=False)  # fmt: skip
+        assert r.loss == 0 and r.voice.params == voice.params
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match="no DX7 voices"):
+    with pytest.raises(ValueError, match="no .syx files"):
         Programmer(model_dir, library=tmp_path / "empty")
+
+
+def _brass(sounds):
+    return sf.read(sounds / "brass.wav", dtype="float32")[0]
+
+
+def test_quality_levels_never_get_worse(model_dir, sounds):
+    """fast is never worse than the network alone, good / best never worse than fast: each
+    level's candidates hold the one before's, and refinement keeps its best start."""
+    assert QUALITIES["fast"].latent == QUALITIES["good"].latent == QUALITIES["best"].latent
+    audio, losses = _brass(sounds), {}
+    for q in ("fast", "good", "best"):
+        with Programmer(model_dir, quality=q, budget=float("inf"), jobs=1) as prog:
+            r = prog.run_audio(audio, Path("brass"), tune=False)
+        losses[q] = r.loss
+        assert r.loss <= r.candidate_loss <= r.network_loss
+    assert losses["best"] <= losses["good"] <= losses["fast"]
+    assert losses["best"] < losses["fast"]  # the search finds something better here
+
+
+def test_results_do_not_depend_on_the_number_of_processes(model_dir, sounds):
+    audio, found = _brass(sounds), []
+    for jobs in (1, 2):
+        with Programmer(model_dir, quality="good", budget=float("inf"), jobs=jobs) as prog:
+            found.append(prog.run_audio(audio, Path("brass")))
+    assert found[0].voice == found[1].voice and found[0].loss == found[1].loss
+    assert found[0].evals == found[1].evals
+
+
+def test_tuning_never_worsens_the_match(model_dir):
+    """An input 50 cents sharp of any DX7 ratio: tuned or not, the loss is no worse."""
+    detuned = retune(INIT_VOICE.replace(op2_output_level=70, op2_coarse=2), 50)
+    audio = Renderer().render(detuned)
+    with Programmer(model_dir, quality="fast") as prog:
+        plain = prog.run_audio(audio, Path("x"), tune=False)
+        tuned = prog.run_audio(audio, Path("x"), tune=True)
+    assert tuned.loss <= plain.loss
+    if tuned.tuned:
+        assert abs(tuned.pitch_error_cents) < abs(plain.pitch_error_cents)
+
+
+def test_note_auto_plays_candidates_at_the_input_note(model_dir):
+    audio = Renderer().render(INIT_VOICE, 67, 85)
+    with Programmer(model_dir, quality="fast") as prog:
+        r = prog.run_audio(audio, Path("g4"), note="auto")
+        assert r.note == 67
+        noise = np.random.default_rng(0).standard_normal(4 * SR).astype(np.float32) * 0.1
+        assert prog.run_audio(noise, Path("noise"), note="auto").note == 60  # no pitch: 60
+
+
+def test_output_names_are_distinct_and_never_an_input(tmp_path):
+    a, b, c = tmp_path / "a.flac", tmp_path / "a.ogg", tmp_path / "sub" / "a.flac"
+    names = output_names([a, b, c], tmp_path / "out")
+    assert len(set(names)) == 3 and names[:2] == ["a-flac", "a-ogg"]
+    # into the inputs' own folder: a.wav would be the input itself
+    assert output_names([tmp_path / "a.wav"], tmp_path) == ["a-dx7"]
+    assert output_names([tmp_path / "a.wav"], tmp_path / "out") == ["a"]
+
+
+def test_program_never_overwrites_an_input(model_dir, sounds, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("brass.wav", "brass.flac"):
+        sf.write(folder / name, _brass(sounds), SR)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    results = program(sorted(folder.iterdir()), folder, model=model_dir, wav=True,
+                      quality="fast", progress=False)  # fmt: skip
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.name in before} == before
+    outputs = [p for r in results for p in r.outputs]
+    assert len(set(outputs)) == len(outputs) == 4 and not set(outputs) & set(folder.glob("brass.*"))
+
+
+def test_unwritable_output_folder_is_refused_before_any_work(model_dir, sounds, tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        program([sounds / "brass.wav"], tmp_path / "file" / "out", model=model_dir,
+                progress=False)  # fmt: skip
+
+
+@pytest.mark.library
+def test_best_recovers_a_perturbed_library_voice(library, model_dir, tmp_path):
+    """The input is a real voice that the index does not hold; it holds that voice with five
+    parameters moved (a near miss, as a library often has): best finds the voice again."""
+    from companion.data import presets
+    from companion.dx7.sysex import single_voice_message
+    from companion.evaluation.metrics import spectral_convergence
+    from companion.matching.index import Index
+
+    carts = tmp_path / "carts"
+    carts.mkdir()
+    for f in sorted(library.rglob("*.syx"))[:12]:  # a few hundred real voices
+        (carts / f.name).write_bytes(f.read_bytes())
+    renderer = Renderer()
+    db = tmp_path / "lib.sqlite"
+    presets.build(carts, db, progress=False)
+    voice = next(
+        v
+        for _, v in presets.load(db)
+        if v["op1_output_level"] > 60 and np.abs(renderer.render(v)).max() > 0.1
+    )
+    moved = voice.replace(op1_output_level=voice["op1_output_level"] - 12,
+                          op1_eg_rate1=min(99, voice["op1_eg_rate1"] + 20),
+                          op2_fine=(voice["op2_fine"] + 7) % 100,
+                          feedback=(voice["feedback"] + 3) % 8,
+                          op3_eg_level3=max(0, voice["op3_eg_level3"] - 25))  # fmt: skip
+    (carts / "near-miss.syx").write_bytes(single_voice_message(moved))
+    presets.build(carts, db, progress=False)
+    vid = next(i for i, v in presets.load(db) if v.params == voice.params)
+    target = renderer.render(voice)
+    assert spectral_convergence(target, renderer.render(moved)) > 0.05  # the moves are heard
+    with Programmer(model_dir, library=Index.open(db), quality="best",
+                    budget=float("inf")) as prog:  # fmt: skip
+        r = prog.run_audio(target, Path("lost"), exclude_ids=[vid])
+    assert r.voice.params != voice.params or r.loss == 0
+    assert spectral_convergence(target, renderer.render(r.voice)) < 0.05

@@ -1,16 +1,30 @@
-"""Audio -> DX7 voice: the network's answer, candidates judged by the real engine, and tuning.
+"""Audio -> DX7 voice: candidates from the network and the library, the engine in the loop.
 
-For every input: load it (any format soundfile reads) as the model hears it, let the network
-propose a preset, add candidates sampled around its latent point (and, with a library, the
-nearest library voices in latent space), render every candidate with the Dexed engine at the
-input's note and velocity, keep the one whose spectrogram is closest to the input's, then
-retune it when its pitch is off by more than 20 cents.
+For every input (any format soundfile reads, heard as 4 s of mono 22 050 Hz):
+
+1. the note it plays: given, or estimated from its pitch (``note="auto"``; 60 without one);
+2. candidates: the network's answer, voices decoded from points sampled around its latent
+   point, and, with a library, the library voices whose renders are nearest to the input
+   (companion.matching.index: the train split only when evaluating on the test split);
+3. every candidate rendered with the Dexed engine at the input's note and velocity over a pool
+   of worker processes and ranked by companion.matching.loss (spectral convergence and
+   log-magnitude at two STFT sizes plus log-mel);
+4. refinement (``good`` and ``best``): a structured search over the best few candidates'
+   parameters with the engine in the loop (companion.matching.search), under a budget of
+   evaluations and seconds;
+5. tuning: when the result's pitch is more than 20 cents off the input's, it is retuned, and
+   the retuned voice is kept only if the loss does not get worse.
+
+The quality levels trade time for match (seconds per sound on a 2-core machine, measured by
+bench/program_quality.py): ``fast`` stops after ranking the candidates, ``good`` (the default)
+refines within about 2.5 s, ``best`` within about 5 s.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,35 +35,81 @@ from companion.data.audio import AudioError, MelSpectrogram, load_audio
 from companion.data.pitch import cents, estimate_pitch
 from companion.data.render import Renderer
 from companion.dx7.params import representation
-from companion.dx7.sysex import single_voice_message
-from companion.dx7.voice import Voice, param_index
-from companion.io import write_atomic
+from companion.dx7.voice import Voice
+from companion.matching.loss import Target
+from companion.matching.outputs import output_names, write_outputs
+from companion.matching.search import Evaluator, refine
+from companion.matching.tuning import TUNE_CENTS, note_of, retune
 from companion.models.vae import load_model
 
-DEFAULT_CANDIDATES = 128  # 0.42 s per input on a 2-core CPU (bench/program_time.py)
 LATENT_SPREAD = 0.5  # std of the candidates sampled around the network's latent point
-LIBRARY_CANDIDATES = 32  # library voices nearest in latent space added to the candidates
-TUNE_CENTS = 20.0
+
+
+@dataclass(frozen=True)
+class Quality:
+    """One level of ``program``.
+
+    Attributes:
+        latent: candidates sampled around the network's latent point (besides its answer).
+        retrieval: library voices nearest to the input joined to the candidates.
+        starts: best candidates the search starts from (0: no search).
+        evals: most engine evaluations in all (candidates included).
+        seconds: time budget of one input, s (the search stops between batches).
+    """
+
+    latent: int
+    retrieval: int
+    starts: int
+    evals: int
+    seconds: float
+
+
+QUALITIES = {
+    "fast": Quality(latent=31, retrieval=32, starts=0, evals=0, seconds=1.0),
+    "good": Quality(latent=31, retrieval=32, starts=3, evals=700, seconds=2.3),
+    "best": Quality(latent=31, retrieval=48, starts=4, evals=1800, seconds=4.7),
+}
+DEFAULT_QUALITY = "good"
 
 
 @dataclass
 class Result:
-    """What ``program`` made of one input."""
+    """What ``program`` made of one input. Losses are companion.matching.loss's (0: equal)."""
 
     input: Path
     voice: Voice | None = None
-    distance_db: float = float("nan")  # log-mel MAE between input and result, dB
-    network_distance_db: float = float("nan")  # the same for the network's answer alone
-    pitch_error_cents: float = float("nan")
+    note: int = 60
+    velocity: int = 85
+    loss: float = float("nan")  # the result's
+    network_loss: float = float("nan")  # the network's answer alone
+    candidate_loss: float = float("nan")  # the best candidate, before refinement
+    evals: int = 0  # engine renders spent on this input
+    seconds: float = 0.0
+    pitch_error_cents: float = float("nan")  # NaN: no stable pitch (in the input or result)
     tuned: bool = False
     outputs: list[Path] = field(default_factory=list)
     error: str | None = None
-    # for the .wav / .png outputs: the input (T,), the chosen voice's render (T,), and their
-    # mel spectrograms (n_mels, frames) in dB
+    # for the .wav / .png outputs: the input (T,) and the chosen voice's render (T,), float32
     audio: np.ndarray | None = field(default=None, repr=False)
     render: np.ndarray | None = field(default=None, repr=False)
-    audio_spec: torch.Tensor | None = field(default=None, repr=False)
-    render_spec: torch.Tensor | None = field(default=None, repr=False)
+
+    def drop_audio(self) -> None:
+        """Forget the arrays, so that many results stay small in memory."""
+        self.audio = self.render = None
+
+    def summary(self) -> str:
+        """One line: the losses of the network's answer, the best candidate and the result."""
+        if self.error:
+            return f"{self.input}: {self.error}"
+        pitch = ("no stable pitch" if not np.isfinite(self.pitch_error_cents)
+                 else f"pitch {self.pitch_error_cents:+.0f} cents"
+                 + (" (retuned)" if self.tuned else ""))  # fmt: skip
+        return (
+            f"{self.input} -> {', '.join(map(str, self.outputs)) or '-'}: "
+            f"'{self.voice.display_name}', note {self.note}; loss network {self.network_loss:.3f}, "
+            f"best candidate {self.candidate_loss:.3f}, result {self.loss:.3f}; "
+            f"{self.evals} evaluations, {self.seconds:.1f} s; {pitch}"
+        )
 
 
 def voice_name(stem: str) -> str:
@@ -58,80 +118,49 @@ def voice_name(stem: str) -> str:
     return name or "COMPANION"
 
 
-_TRANSPOSE = param_index("transpose")
+def open_library(library, note: int = 60, velocity: int = 85):
+    """A retrieval index (companion.matching.index.Index) of a preset database or cartridge
+    folder, built on first use; an Index is returned as it is; None gives None."""
+    if library is None:
+        return None
+    from companion.matching.index import Index
 
-
-def _fine_and_detune(values: np.ndarray, rest: float) -> tuple[np.ndarray, float]:
-    """Every ratio-mode operator's fine frequency and detune moved by ``rest`` cents as nearly
-    as their steps allow; returns the new values and the worst error left (cents)."""
-    values, worst = values.copy(), 0.0
-    options = np.arange(100)
-    for op in range(1, 7):
-        if values[param_index("osc_mode", op)] == 1:
-            continue
-        fi, di = param_index("fine", op), param_index("detune", op)
-        # the fine step whose ratio (1 + fine / 100) comes closest to the wanted shift
-        shift = 1200 * np.log2((1 + options / 100) / (1 + values[fi] / 100))
-        best = int(options[np.argmin(np.abs(shift - rest))])
-        left = rest - shift[best]
-        # detune: about 1.2 cents a step around middle C (measured with the engine)
-        detune = int(np.clip(values[di] + np.round(left / DETUNE_CENTS), 0, 14))
-        left -= (detune - values[di]) * DETUNE_CENTS
-        values[fi], values[di], worst = best, detune, max(worst, abs(left))
-    return values, worst
-
-
-DETUNE_CENTS = 1.2
-
-
-def retune(voice: Voice, shift_cents: float) -> Voice:
-    """Shift a voice's pitch: transpose for whole semitones, then every ratio-mode operator's
-    fine frequency and detune for the rest (fixed-frequency operators are left alone). Fine
-    only raises a ratio, so a small downward shift becomes a semitone down and fine up."""
-    base = voice.values.astype(np.int64)
-    best, best_err = base, float("inf")
-    for semis in sorted({int(np.floor(shift_cents / 100)), int(np.round(shift_cents / 100))}):
-        values = base.copy()
-        values[_TRANSPOSE] = int(np.clip(base[_TRANSPOSE] + semis, 0, 48))
-        rest = shift_cents - 100 * (values[_TRANSPOSE] - base[_TRANSPOSE])
-        values, err = _fine_and_detune(values, rest)
-        if err < best_err - 1e-9:
-            best, best_err = values, err
-    return Voice.from_values(best, voice.name)
-
-
-def library_values(library) -> np.ndarray:
-    """(N, 145) int64 unique voices of a preset database, a cartridge folder or an array."""
-    if isinstance(library, np.ndarray):
-        return library.astype(np.int64)
-    from companion.data import presets
-    from companion.dx7.sysex import read_syx
-
-    path = Path(library)
-    if path.is_dir():
-        seen = {}
-        for f in presets.find_cartridges(path):
-            for _, v in read_syx(f).voices:
-                seen.setdefault(v.params, v)
-        voices = list(seen.values())
-    else:
-        voices = [v for _, v in presets.load(path)]
-    if not voices:
-        raise ValueError(f"{path}: no DX7 voices in this library")
-    return np.stack([v.values for v in voices]).astype(np.int64)
+    if isinstance(library, Index):
+        return library
+    if not Path(library).exists():
+        raise ValueError(f"{library}: no such preset database or cartridge folder")
+    return Index.open(library, note=note, velocity=velocity)
 
 
 class Programmer:
-    """A loaded model with its spectrogram and an engine, ready for many inputs."""
+    """A loaded model, a retrieval index and a pool of engines, ready for many inputs.
 
-    def __init__(self, model_dir=None, candidates: int = DEFAULT_CANDIDATES, seed: int = 0,
-                 library=None):  # fmt: skip
-        """Args:
-        model_dir: a model folder (None: companion/models/default).
-        candidates: the network's answer plus candidates - 1 samples around it.
-        library: a preset database (.sqlite), a folder of .syx cartridges, or (N, 145) voice
-            values; its LIBRARY_CANDIDATES voices nearest in latent space join the candidates.
-        """
+    Args:
+        model_dir: a model folder (None: the shipped default, companion/models/default).
+        candidates: if given, the network's answer plus ``candidates - 1`` latent samples,
+            overriding the quality's; 1 is the network's answer alone (no retrieval, no
+            search, no pool of processes).
+        seed: seeds the latent samples; with the same seed and no time limit the result is
+            the same whatever the number of processes.
+        library: a preset database, a cartridge folder or an Index (None: $COMPANION_LIBRARY
+            if set, else no retrieval).
+        quality: fast, good or best (see QUALITIES).
+        jobs: engine processes (None: one per core).
+        budget: seconds per input (None: the quality's; inf: no time limit, evaluations only).
+        split: retrieve only voices of this split (evaluation on the test split: "train").
+    """
+
+    def __init__(self, model_dir=None, candidates: int | None = None, seed: int = 0,
+                 library=None, quality: str = DEFAULT_QUALITY, jobs: int | None = None,
+                 budget: float | None = None, split: str | None = None):  # fmt: skip
+        if quality not in QUALITIES:
+            raise ValueError(f"unknown quality {quality!r}; choose one of {', '.join(QUALITIES)}")
+        if candidates is not None and candidates < 1:
+            raise ValueError("--candidates must be at least 1")
+        if budget is not None and not budget > 0:
+            raise ValueError(f"--budget must be a positive number of seconds, got {budget}")
+        if jobs is not None and jobs < 1:
+            raise ValueError(f"--jobs must be at least 1, got {jobs}")
         self.model, self.meta = load_model(model_dir)
         if self.model.notes != 1:
             raise ValueError("this model expects six notes; `program` takes one recording per "
@@ -141,129 +170,181 @@ class Programmer:
         self.renderer = Renderer(self.cfg)
         self.rep = representation(self.meta["encoding"])
         self.mean, self.std = self.meta["stats"]["mean_db"], self.meta["stats"]["std_db"]
-        if candidates < 1:
-            raise ValueError("--candidates must be at least 1")
-        self.candidates, self.seed = candidates, seed
-        self.library = None if library is None else library_values(library)
-        if self.library is not None:
-            u = torch.from_numpy(self.rep.encode(self.library))
-            self.library_z = torch.cat([self.model.preset_to_latent(u[i : i + 4096])
-                                        for i in range(0, len(u), 4096)])  # fmt: skip
+        q = QUALITIES[quality]
+        self.quality_name, self.quality = quality, q
+        self.latent = q.latent if candidates is None else candidates - 1
+        self.network_only = candidates == 1
+        self.seed, self.jobs, self.split = seed, jobs, split
+        self.budget = q.seconds if budget is None else float(budget)
+        if library is None and os.environ.get("COMPANION_LIBRARY"):
+            library = os.environ["COMPANION_LIBRARY"]
+        self.index = open_library(library)
+        self._evaluator: Evaluator | None = None
 
+    # -- resources -----------------------------------------------------------------------
+    @property
+    def evaluator(self) -> Evaluator:
+        """The pool of engines, started on first use (programming one voice needs none)."""
+        if self._evaluator is None:
+            self._evaluator = Evaluator(self.jobs, self.cfg)
+        return self._evaluator
+
+    def close(self) -> None:
+        if self._evaluator is not None:
+            self._evaluator.close()
+            self._evaluator = None
+
+    def __enter__(self) -> Programmer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # interpreter shutting down: the pool goes with it
+            pass
+
+    # -- candidates ----------------------------------------------------------------------
     def spectrogram(self, audio: np.ndarray) -> torch.Tensor:
-        """(T,) audio -> (n_mels, frames) dB."""
+        """(T,) audio -> (n_mels, frames) dB, as the model hears it."""
         with torch.no_grad():
-            return self.mel(torch.from_numpy(audio))
+            return self.mel(torch.from_numpy(np.ascontiguousarray(audio, np.float32)))
 
-    def propose(self, spec_db: torch.Tensor, name: str) -> list[Voice]:
-        """The network's answer first, then candidates sampled around it in latent space."""
-        x = ((spec_db - self.mean) / self.std)[None, None]
+    def propose(self, audio: np.ndarray, name: str, exclude_ids=()) -> list[Voice]:
+        """The network's answer first, then samples around it in latent space, then the
+        library's nearest voices (at most ``quality.retrieval``)."""
+        x = ((self.spectrogram(audio) - self.mean) / self.std)[None, None]
         with torch.no_grad():
             mu, _ = self.model.encoder(x)
             zk = self.model.flow(mu)[0]
             gen = torch.Generator().manual_seed(self.seed)
-            noise = torch.randn(self.candidates - 1, zk.shape[1], generator=gen)
+            noise = torch.randn(self.latent, zk.shape[1], generator=gen)
             z = torch.cat([zk, zk + LATENT_SPREAD * noise])
             u = self.model.latent_to_preset(z).numpy()
-        values = self.rep.decode(u)
-        if self.library is not None:
-            near = torch.cdist(zk, self.library_z)[0]
-            k = min(LIBRARY_CANDIDATES, len(near))
-            values = np.concatenate([values, self.library[near.topk(k, largest=False).indices]])
-        return [Voice.from_values(v, name) for v in values]
+        voices = [Voice.from_values(v, name) for v in self.rep.decode(u)]
+        if self.index is not None and self.quality.retrieval and not self.network_only:
+            near = self.index.query(audio, self.quality.retrieval, self.split, exclude_ids)
+            voices += [Voice.from_values(v.values, name)
+                       for v in self.index.voices([i for i, _ in near])]  # fmt: skip
+        return voices
 
-    def run(self, path: Path, note: int = 60, velocity: int = 85, tune: bool = True) -> Result:
-        """Program one input; raises AudioError for a file that cannot be used."""
+    # -- one input -----------------------------------------------------------------------
+    def run(self, path: Path, note: int | str = 60, velocity: int = 85,
+            tune: bool = True) -> Result:  # fmt: skip
+        """Program one input file; raises AudioError for a file that cannot be used."""
         return self.run_audio(load_audio(path, self.cfg), Path(path), note, velocity, tune)
 
-    def run_audio(self, audio: np.ndarray, path: Path, note: int = 60, velocity: int = 85,
-                  tune: bool = True) -> Result:  # fmt: skip
-        """Program one sound: (cfg.n_samples,) float32 at cfg.sample_rate."""
-        result = Result(Path(path))
-        target = self.spectrogram(audio)
-        voices = self.propose(target, voice_name(Path(path).stem))
-        renders = np.stack([self.renderer.render(v, note, velocity) for v in voices])
-        specs = torch.stack([self.spectrogram(a) for a in renders])
-        dist = (specs - target).abs().mean(dim=(1, 2)).numpy()
-        best = int(np.argmin(dist))
-        result.voice, result.distance_db = voices[best], float(dist[best])
-        result.network_distance_db = float(dist[0])
-        rendered, rendered_spec = renders[best], specs[best]
+    def run_audio(self, audio: np.ndarray, path: Path, note: int | str = 60, velocity: int = 85,
+                  tune: bool = True, exclude_ids=()) -> Result:  # fmt: skip
+        """Program one sound.
+
+        Args:
+            audio: (cfg.n_samples,) float32 at cfg.sample_rate.
+            path: names the voice (its stem) and the Result.
+            note: MIDI note the input plays, or "auto" (from its pitch; 60 without one).
+            exclude_ids: library ids never retrieved (a test voice's own id, say).
+        """
+        t0 = time.perf_counter()
+        path = Path(path)
         f_in = estimate_pitch(audio, self.cfg.sample_rate)
-        f_out = estimate_pitch(rendered, self.cfg.sample_rate)
-        result.pitch_error_cents = cents(f_out, f_in)
-        if tune and abs(result.pitch_error_cents) > TUNE_CENTS:
-            tuned = retune(result.voice, -result.pitch_error_cents)
-            audio_t = self.renderer.render(tuned, note, velocity)
-            err = cents(estimate_pitch(audio_t, self.cfg.sample_rate), f_in)
-            if abs(err) < abs(result.pitch_error_cents):
-                result.voice, result.pitch_error_cents, result.tuned = tuned, err, True
-                rendered, rendered_spec = audio_t, self.spectrogram(audio_t)
-                result.distance_db = float((rendered_spec - target).abs().mean())
+        if note == "auto":
+            note = note_of(f_in)
+        result = Result(path, note=int(note), velocity=int(velocity))
+        voices = self.propose(audio, voice_name(path.stem), exclude_ids)
+        values = np.stack([v.values for v in voices]).astype(np.int64)
+        if len(voices) == 1:  # the network alone: one render here, no pool
+            render = self.renderer.render(voices[0], result.note, result.velocity)
+            losses = Target(audio, self.cfg.sample_rate).loss(render[None])
+            result.evals = 1
+        else:
+            self.evaluator.set_target(audio, result.note, result.velocity)
+            losses = self.evaluator(values)
+            result.evals = len(values)
+        best = int(np.argmin(losses))
+        result.network_loss, result.candidate_loss = float(losses[0]), float(losses[best])
+        voice, loss = voices[best], float(losses[best])
+        q = self.quality
+        if q.starts and q.evals > result.evals and not self.network_only:
+            left = self.budget - (time.perf_counter() - t0)
+            order = np.argsort(losses, kind="stable")[: q.starts]
+            found = refine(audio, [voices[i] for i in order], result.note, result.velocity,
+                           max_evals=q.evals - result.evals + len(order),
+                           budget_s=None if not np.isfinite(left) else max(left, 0.0),
+                           evaluator=self.evaluator, n_starts=len(order),
+                           seed=self.seed)  # fmt: skip
+            result.evals += found.evals  # its starts are rendered again, and counted
+            if found.loss <= loss:
+                voice, loss = found.voice, float(found.loss)
+        rendered = self.renderer.render(voice, result.note, result.velocity)
+        f_ref = f_in if np.isfinite(f_in) else float("nan")
+        err = cents(estimate_pitch(rendered, self.cfg.sample_rate), f_ref)
+        if tune and np.isfinite(err) and abs(err) > TUNE_CENTS:
+            tuned = retune(voice, -err)
+            audio_t = self.renderer.render(tuned, result.note, result.velocity)
+            loss_t = float(Target(audio, self.cfg.sample_rate).loss(audio_t[None])[0])
+            result.evals += 1
+            err_t = cents(estimate_pitch(audio_t, self.cfg.sample_rate), f_ref)
+            # keep it only if the pitch is closer and the match is no worse
+            if loss_t <= loss and abs(err_t) < abs(err):
+                voice, loss, rendered, err, result.tuned = tuned, loss_t, audio_t, err_t, True
+        result.voice, result.loss, result.pitch_error_cents = voice, loss, err
         result.audio, result.render = audio, rendered
-        result.audio_spec, result.render_spec = target, rendered_spec
+        result.seconds = time.perf_counter() - t0
         return result
 
 
-def write_outputs(result: Result, out_dir: Path, cfg, wav: bool, png: bool) -> None:
-    """DIR/<stem>.syx, and .wav / .png when asked; each written through a temporary file."""
-    stem = result.input.stem
-    syx = write_atomic(out_dir / f"{stem}.syx", single_voice_message(result.voice))
-    result.outputs.append(syx)
-    if wav:
-        import soundfile as sf
-
-        tmp = out_dir / f".{stem}.wav.tmp"
-        sf.write(tmp, result.render, cfg.sample_rate, format="WAV", subtype="PCM_16")
-        os.replace(tmp, out_dir / f"{stem}.wav")
-        result.outputs.append(out_dir / f"{stem}.wav")
-    if png:
-        result.outputs.append(_png(result, out_dir / f"{stem}.png", cfg))
-
-
-def _png(result: Result, path: Path, cfg) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from companion.evaluation.metrics import spectral_convergence
-
-    sc = spectral_convergence(result.audio, result.render)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), sharey=True)
-    for ax, spec, title in zip(axes, (result.audio_spec.numpy(), result.render_spec.numpy()),
-                               ("input", f"DX7 voice '{result.voice.display_name}'")):  # fmt: skip
-        ax.imshow(spec, origin="lower", aspect="auto", cmap="magma", vmin=cfg.floor_db)
-        ax.set_title(title)
-        ax.set_xlabel("frame")
-    axes[0].set_ylabel("mel band")
-    fig.suptitle(f"{result.input.name}: spectral convergence {sc:.3f}")
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=80)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
-
-
-def program(inputs, out_dir, model=None, note: int = 60, velocity: int = 85,
-            candidates: int = DEFAULT_CANDIDATES, tune: bool = True, wav: bool = False,
-            png: bool = False, progress: bool = True, library=None) -> list[Result]:  # fmt: skip
-    """Program every input; a bad input is reported in its Result, the others go on."""
-    if not 0 <= note <= 127 or not 1 <= velocity <= 127:
-        raise ValueError(f"note must be 0..127 and velocity 1..127, got {note} and {velocity}")
+def check_out_dir(out_dir: Path) -> Path:
+    """Create the output folder, or say in one line why it cannot be written to."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    prog = Programmer(model, candidates, library=library)
-    results = []
+    for parent in [out_dir, *out_dir.parents]:
+        if parent.exists() and not parent.is_dir():
+            raise ValueError(f"{out_dir}: {parent} is a file, not a folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"{out_dir}: cannot create the output folder ({e.strerror})") from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise ValueError(f"{out_dir}: the output folder is not writable")
+    return out_dir
+
+
+def program(inputs, out_dir, model=None, note: int | str = 60, velocity: int = 85,
+            quality: str = DEFAULT_QUALITY, budget: float | None = None,
+            library=None, jobs: int | None = None, candidates: int | None = None,
+            tune: bool = True, wav: bool = False, png: bool = False, progress: bool = True,
+            seed: int = 0, on_result=None) -> list[Result]:  # fmt: skip
+    """Program every input; a bad input is reported in its Result, the others go on.
+
+    Everything that can be checked is checked before the first input is computed (note,
+    velocity, quality, the output folder, the model, the library). Results keep no audio, so
+    memory stays flat over many inputs. ``on_result(result)`` is called as each one is done.
+    """
+    if note != "auto" and not 0 <= int(note) <= 127 or not 1 <= velocity <= 127:
+        raise ValueError(f"note must be 0..127 or auto and velocity 1..127, got {note} and "
+                         f"{velocity}")  # fmt: skip
+    inputs = [Path(p) for p in inputs]
+    out_dir = check_out_dir(Path(out_dir))
+    names = output_names(inputs, out_dir)
     from tqdm import tqdm
 
-    for path in tqdm([Path(p) for p in inputs], desc="programming", unit="input",
-                     disable=not progress or len(inputs) < 2):  # fmt: skip
-        try:
-            result = prog.run(path, note, velocity, tune)
-            write_outputs(result, out_dir, prog.cfg, wav, png)
-        except AudioError as e:
-            result = Result(path, error=str(e))
-        results.append(result)
+    results = []
+    with Programmer(model, candidates, seed=seed, library=library, quality=quality, jobs=jobs,
+                    budget=budget) as prog:  # fmt: skip
+        for path, name in tqdm(list(zip(inputs, names)), desc="programming", unit="input",
+                               disable=not progress or len(inputs) < 2):  # fmt: skip
+            try:
+                result = prog.run(path, note, velocity, tune)
+                result.outputs = write_outputs(result, out_dir, name, prog.cfg.sample_rate, wav,
+                                               png)  # fmt: skip
+            except AudioError as e:
+                result = Result(path, error=str(e))
+            result.drop_audio()
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
     return results
+
+
+__all__ = ["QUALITIES", "Programmer", "Result", "check_out_dir", "program", "retune", "voice_name"]
