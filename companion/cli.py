@@ -56,6 +56,19 @@ def _presets_export(args) -> None:
     print(f"wrote {len(rows)} voices to " + ", ".join(map(str, paths)))
 
 
+def _index_build(args) -> None:
+    import time
+
+    from companion.matching.index import Index
+
+    t = time.perf_counter()
+    index = Index.open(args.db, note=args.note, velocity=args.velocity, progress=True,
+                       processes=args.processes, rebuild=args.force)  # fmt: skip
+    seconds = time.perf_counter() - t
+    print(f"{index.path}: {len(index)} voices at note {index.note}, velocity {index.velocity}, "
+          f"{index.path.stat().st_size / 2**20:.1f} MB, {seconds:.1f} s")
+
+
 def _dataset_build(args) -> None:
     from companion.data import dataset
 
@@ -235,6 +248,18 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--limit", type=int)
     e.add_argument("-o", "--output", required=True, help="FILE.syx (FILE-001.syx... past 32)")
     e.set_defaults(func=_presets_export)
+
+    ix = sub.add_parser("index", help="the retrieval index of a database").add_subparsers(
+        dest="action", required=True
+    )
+    x = ix.add_parser("build", help="render every voice once, store audio embeddings beside "
+                      "the database (else built on first use by program --library)")  # fmt: skip
+    x.add_argument("--db", required=True, help="preset database, or a folder of .syx files")
+    x.add_argument("--note", type=int, default=60)
+    x.add_argument("--velocity", type=int, default=85)
+    x.add_argument("--processes", type=int, help="worker processes (default: one per core)")
+    x.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    x.set_defaults(func=_index_build)
 
     ds = sub.add_parser("dataset", help="the spectrogram dataset").add_subparsers(
         dest="action", required=True

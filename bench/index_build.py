@@ -1,0 +1,86 @@
+"""Retrieval index: build time against the bare Dexed engine on the same voices in the same run,
+the index's size and one query's time.
+
+    mkdir -p data/helperE && cp data/presets.sqlite data/helperE/
+    OMP_NUM_THREADS=1 .venv/bin/python bench/index_build.py --db data/helperE/presets.sqlite
+
+Prints: the bare engine over the worker pool (one render per voice, nothing kept), the full
+index build (``Index.open`` on a copy of the database: content hash, rendering, embedding,
+writing the file) over the same pool, and their ratio (target <= 1.3x); the index file's size
+(target <= 64 MB for the ~27k voices of the library); one query (embed a 4 s sound and rank
+every voice, target <= 20 ms) and opening an existing index.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from companion.config import AudioConfig
+from companion.data import presets
+from companion.data.render import Renderer, _RendererFactory, default_processes, pool_map
+from companion.matching.index import Index
+
+
+def _render_only(renderer: Renderer, voices) -> None:
+    for v in voices:
+        renderer.render(v, 60, 85)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--db", required=True, help="a copy of the library database")
+    p.add_argument("--processes", type=int, default=default_processes())
+    p.add_argument("--chunk", type=int, default=32, help="voices per job (as the index build)")
+    args = p.parse_args()
+    voices = [v for _, v in presets.load(args.db)]
+    jobs = [voices[i : i + args.chunk] for i in range(0, len(voices), args.chunk)]
+    print(f"{len(voices)} voices, {args.processes} processes")
+
+    t = time.perf_counter()
+    for _ in pool_map(_render_only, jobs, _RendererFactory(AudioConfig()), args.processes,
+                      total=len(voices), desc="bare engine"):  # fmt: skip
+        pass
+    bare = time.perf_counter() - t
+
+    with tempfile.TemporaryDirectory(dir=Path(args.db).parent) as tmp:
+        db = Path(tmp) / Path(args.db).name
+        shutil.copyfile(args.db, db)
+        t = time.perf_counter()
+        index = Index.open(db, processes=args.processes, progress=True)
+        build = time.perf_counter() - t
+        size = index.path.stat().st_size
+        t = time.perf_counter()
+        index = Index.open(db, build=False)
+        reopen = time.perf_counter() - t
+
+        audio = Renderer().render(voices[len(voices) // 2], 60, 85)
+        index.query(audio, 16)  # warm
+        query, search = [], []
+        e = index.embed(audio)
+        for _ in range(50):
+            t = time.perf_counter()
+            index.query(audio, 16, split="train")
+            query.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            index.query_embedding(e, 16, split="train")
+            search.append(time.perf_counter() - t)
+    query_ms, search_ms = 1e3 * np.median(query), 1e3 * np.median(search)
+
+    print(f"bare engine      {bare:7.1f} s  ({1e3 * bare / len(voices):.2f} ms / voice)")
+    print(f"index build      {build:7.1f} s  ({1e3 * build / len(voices):.2f} ms / voice)")
+    print(f"build / engine   {build / bare:7.2f} x   (target <= 1.3)")
+    print(f"index size       {size / 2**20:7.1f} MB  ({size / len(voices):.0f} bytes / voice; "
+          f"{size / 2**20 / 64:.2f} x the 64 MB target)")  # fmt: skip
+    print(f"one query        {query_ms:7.2f} ms ({query_ms / 20:.2f} x the 20 ms target; "
+          f"search alone {search_ms:.2f} ms)")  # fmt: skip
+    print(f"open (hash db + load index) {reopen:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

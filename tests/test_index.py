@@ -1,0 +1,180 @@
+"""The retrieval index on a fixture database (the project's own cartridge writer, the real
+Dexed engine, a real SQLite file)."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+
+import numpy as np
+import pytest
+
+from companion import cli
+from companion.data import presets
+from companion.data.render import Renderer
+from companion.matching.index import SUFFIX, Index, index_path
+
+SAME = 0.1  # dB RMS: a voice's own render against its stored float16 embedding
+
+
+@pytest.fixture(scope="module")
+def built(fixture_db, tmp_path_factory):
+    """A copy of the fixture database with its index built beside it."""
+    db = tmp_path_factory.mktemp("index") / "presets.sqlite"
+    shutil.copyfile(fixture_db, db)
+    return db, Index.open(db)
+
+
+@pytest.fixture(scope="module")
+def renders(built):
+    db, _ = built
+    renderer = Renderer()
+    return {vid: renderer.render(v, 60, 85) for vid, v in presets.load(db)}
+
+
+def test_index_beside_database(built):
+    db, index = built
+    assert index.path == db.with_name("presets" + SUFFIX) == index_path(db)
+    assert len(index) == presets.info(db)["unique_voices"]
+    assert sorted(index.ids.tolist()) == [vid for vid, _ in presets.load(db)]
+    assert index.meta["note"] == 60 and index.meta["velocity"] == 85
+
+
+def test_every_voice_finds_itself(built, renders):
+    _, index = built
+    first = 0
+    for vid, audio in renders.items():
+        hits = index.query(audio, 5)
+        assert hits[0][1] < SAME, (vid, hits)
+        # voices that sound the same (silent ones) tie; the voice itself is among the ties
+        ties = {i for i, d in hits if d < SAME}
+        assert vid in ties, (vid, hits)
+        first += hits[0][0] == vid
+    assert first >= 0.9 * len(renders)  # only identical-sounding voices may come first instead
+
+
+def test_distances_sorted_and_k(built, renders):
+    _, index = built
+    hits = index.query(next(iter(renders.values())), 10)
+    assert len(hits) == 10
+    assert [d for _, d in hits] == sorted(d for _, d in hits)
+    assert len(index.query(next(iter(renders.values())), 10_000)) == len(index)
+
+
+def test_split_restricts(built, renders):
+    db, index = built
+    con = sqlite3.connect(db)
+    split_of = dict(con.execute("SELECT id, split FROM voices"))
+    con.close()
+    n_train = sum(s == "train" for s in split_of.values())
+    for audio in list(renders.values())[:20]:
+        hits = index.query(audio, len(index), split="train")
+        assert len(hits) == n_train
+        assert {split_of[i] for i, _ in hits} == {"train"}
+    with pytest.raises(ValueError, match="unknown split"):
+        index.query(audio, 3, split="holdout")
+
+
+def test_exclude_ids(built, renders):
+    _, index = built
+    vid, audio = next((i, a) for i, a in renders.items() if index.query(a, 1)[0][0] == i)
+    hits = index.query(audio, 5, exclude_ids=[vid])
+    assert vid not in [i for i, _ in hits] and len(hits) == 5
+    assert hits == [h for h in index.query(audio, 6) if h[0] != vid]
+
+
+def test_voices_from_database(built):
+    db, index = built
+    ids = [int(index.ids[3]), int(index.ids[0])]
+    assert [v.params for v in index.voices(ids)] == [
+        v.params for v in (dict(presets.load(db))[i] for i in ids)
+    ]
+
+
+def test_embed_pads_short_audio(built, renders):
+    _, index = built
+    audio = next(iter(renders.values()))
+    e = index.embed(audio)
+    assert e.shape == (index.embedding.dim,) and e.dtype == np.float32
+    padded = np.zeros_like(audio)
+    padded[:40000] = audio[:40000]
+    np.testing.assert_allclose(index.embed(audio[:40000]), index.embed(padded), atol=1e-4)
+
+
+def test_written_atomically(built):
+    db, index = built
+    left = [p.name for p in db.parent.iterdir() if p.name.startswith(".")]
+    assert left == []
+    reopened = Index.open(db, build=False)
+    np.testing.assert_array_equal(reopened.matrix, index.matrix)
+
+
+def test_stale_index_is_rebuilt(cartridges, tmp_path, capsys):
+    root, _ = cartridges
+    db = tmp_path / "presets.sqlite"
+    presets.build(root, db, progress=False)
+    first = Index.open(db)
+    assert "building the retrieval index" in capsys.readouterr().err
+    Index.open(db)
+    assert capsys.readouterr().err == ""  # up to date: no rebuild
+
+    # the database changes at the same path: one voice gone
+    con = sqlite3.connect(db)
+    con.execute("DELETE FROM sources WHERE voice_id = (SELECT MAX(id) FROM voices)")
+    con.execute("DELETE FROM voices WHERE id = (SELECT MAX(id) FROM voices)")
+    con.commit()
+    con.close()
+    with pytest.raises(ValueError, match="stale: database changed"):
+        Index.open(db, build=False)
+    second = Index.open(db)
+    assert "database changed" in capsys.readouterr().err
+    assert len(second) == len(first) - 1
+    assert Index.open(db, build=False).meta["db_hash"] == second.meta["db_hash"]
+
+    third = Index.open(db, velocity=100)  # another velocity: stale too
+    assert "velocity 85 -> 100" in capsys.readouterr().err
+    assert third.velocity == 100
+    assert not np.array_equal(third.matrix, second.matrix)
+
+
+def test_damaged_index_is_rebuilt(fixture_db, tmp_path, capsys):
+    db = tmp_path / "presets.sqlite"
+    shutil.copyfile(fixture_db, db)
+    index_path(db).write_bytes(b"not an index")
+    with pytest.raises(ValueError, match="unreadable"):
+        Index.open(db, build=False)
+    assert len(Index.open(db, processes=1)) == presets.info(db)["unique_voices"]
+    assert "unreadable" in capsys.readouterr().err
+
+
+def test_bad_database(tmp_path):
+    with pytest.raises(ValueError, match="preset database not found"):
+        Index.open(tmp_path / "missing.sqlite")
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"x" * 200)
+    with pytest.raises(ValueError, match="not a preset database"):
+        Index.open(junk)
+    with pytest.raises(ValueError, match="note must be"):
+        Index.open(junk, note=200)
+
+
+def test_cartridge_folder(cartridges, tmp_path, monkeypatch, capsys):
+    root, expected = cartridges
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    index = Index.open(root)
+    assert len(index) == expected["unique"]
+    assert index.db.is_relative_to(tmp_path / "cache")
+    assert "reading the cartridges" in capsys.readouterr().err
+    again = Index.open(root)
+    assert capsys.readouterr().err == "" and len(again) == len(index)
+
+
+def test_cli_index_build(fixture_db, tmp_path, capsys):
+    db = tmp_path / "presets.sqlite"
+    shutil.copyfile(fixture_db, db)
+    assert cli.main(["index", "build", "--db", str(db), "--processes", "2"]) == 0
+    out = capsys.readouterr().out
+    assert f"{presets.info(db)['unique_voices']} voices" in out and "MB" in out
+    assert index_path(db).is_file()
+    assert cli.main(["index", "build", "--db", str(tmp_path / "none.sqlite")]) == 1
+    assert "companion: error:" in capsys.readouterr().err
