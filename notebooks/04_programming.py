@@ -18,9 +18,11 @@
 #
 # Test voices (never seen in training; some harmonic, some percussive, some sfx), played at
 # MIDI 60 velocity 85, are given to each model of notebook 02 (Num only, NumCat, NumCat++): their
-# answers alone, and the full `program` pipeline of the last one (candidates rendered by the
-# engine, then tuning), are rendered and written to disk as .wav, .syx and spectrogram .png,
-# with a table of their distances. Audio is not embedded here.
+# answers alone, and the `program` pipeline of the last one at two qualities (`fast`: the
+# network's answer, latent samples and the train split's nearest voices rendered by the engine
+# and ranked; `best`: then a search with the engine in the loop, about 5 s a sound), are
+# rendered and written to disk as .wav, .syx and spectrogram .png, with a table of their
+# distances. Audio is not embedded here.
 #
 # Parameters (papermill): `config`, `data_dir`, `limit` (as notebook 01), `rows` (one-note rows
 # of notebook 02, one column each), `models` (model folders, comma-separated, instead of those
@@ -93,18 +95,27 @@ voices_all = [by_id[int(i)] for i in ids[:64]]
 # %%
 renderer, table = Renderer(ds.audio), []
 answers = {name: Programmer(f, candidates=1) for name, f in columns.items()}
-full = Programmer(list(columns.values())[-1])
-names = ["original", *answers, "program"]
+def slug(name: str) -> str:
+    """A column name as a file name that is safe in URLs: numcat++ -> numcatpp."""
+    return name.replace("+", "p").replace(" ", "-")
+
+
+# program's library: the database's train split (a test voice is never retrieved)
+library = ds.header["database"]
+programs = {f"program {q}": Programmer(list(columns.values())[-1], library=library, quality=q,
+                                       split="train") for q in ("fast", "best")}  # fmt: skip
+full = programs["program fast"]
+names = ["original", *answers, *programs]
 for i in picked:
     vid = f"{int(ids[i]):06d}"
     original = voices[int(ids[i])]
     audio = renderer.render(original)
     results = {"original": (original, audio)}
-    for name, prog in [*answers.items(), ("program", full)]:
-        r = prog.run_audio(audio, Path(vid), tune=name == "program")
+    for name, prog in [*answers.items(), *programs.items()]:
+        r = prog.run_audio(audio, Path(vid), tune=name.startswith("program"))
         results[name] = (r.voice, renderer.render(r.voice))
     for name, (voice, sound) in results.items():
-        stem = f"{vid}_{name.replace('+', 'p')}"  # numcat++ -> numcatpp: safe in URLs
+        stem = f"{vid}_{slug(name)}"
         write_audio(out / f"{stem}.wav", sound, ds.audio.sample_rate)
         write_atomic(out / f"{stem}.syx", single_voice_message(voice))
         spectrogram_png(sound, out / f"{stem}.png", ds.audio)
@@ -126,18 +137,21 @@ print(table_md)
 print(f"audio, voices and spectrograms in {out}")
 # what the demo site shows (notebook 07): one row per voice, one cell per column
 titles = {"original": "original", "numonly": "Num only", "numcat": "NumCat",
-          "numcat++": "NumCat++", "program": "NumCat++ + program"}  # fmt: skip
+          "numcat++": "NumCat++", "program fast": "program fast",
+          "program best": "program best"}  # fmt: skip
 site = {"programming": {
     "title": "Automatic synthesizer programming",
     "intro": "Test voices (never seen in training), played at MIDI 60, velocity 85: the original "
              "and the voice inferred from its sound by each preset representation's model, and by "
-             "the full program pipeline (candidates rendered by the engine, then tuning). "
+             "the program pipeline at two qualities (fast: candidates from the network and "
+             "the library's train split rendered by the engine and ranked; best: then a search "
+             "with the engine in the loop). "
              "Models: " + "; ".join(f"{titles[k]}: {m['cfg'].name} config, {m['epochs']} epochs"
                                     for k, m in trained.items()) + ".",
     "columns": [titles.get(n, n) for n in names],
     "rows": [{"key": r["id"], "title": f"{r['id']} {r['name']}", "note": r["labels"],
-              "cells": [{"label": n, "wav": str(out / f"{r['id']}_{n.replace('+', 'p')}.wav"),
-                         "png": str(out / f"{r['id']}_{n.replace('+', 'p')}.png")}
+              "cells": [{"label": n, "wav": str(out / f"{r['id']}_{slug(n)}.wav"),
+                         "png": str(out / f"{r['id']}_{slug(n)}.png")}
                         for n in names]} for r in table]}}  # fmt: skip
 
 # %%
@@ -146,7 +160,7 @@ fig, axes = plt.subplots(len(picked), len(names), figsize=(3.2 * len(names), 2.2
 for r, i in enumerate(picked):
     vid = f"{int(ids[i]):06d}"
     for c, name in enumerate(names):
-        axes[r, c].imshow(plt.imread(out / f"{vid}_{name.replace('+', 'p')}.png"), aspect="auto")
+        axes[r, c].imshow(plt.imread(out / f"{vid}_{slug(name)}.png"), aspect="auto")
         axes[r, c].set_title(f"{vid} {name}", fontsize=8)
         axes[r, c].axis("off")
 fig.tight_layout()

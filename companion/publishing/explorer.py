@@ -26,7 +26,7 @@ from companion.latent.interpolate import Latent
 from companion.matching.program import Programmer
 from companion.publishing.plots import save_spectrogram
 
-EXPLORER_CANDIDATES = 32  # candidates per sound: a quick answer (0.13 s) on a 2-core CPU
+EXPLORER_CANDIDATES = 32  # candidates per sound, quality fast: a quick answer on a 2-core CPU
 
 
 def wav_bytes(audio: np.ndarray, sr: int = 22050) -> bytes:
@@ -68,7 +68,7 @@ def test_voices(data: str, limit: int = 200) -> list[tuple[str, Voice]]:
 
 def program_panel(model_dir, voices: list[tuple[str, Voice]]) -> widgets.VBox:
     """A test voice or an uploaded sound -> the inferred voice, both heard and seen."""
-    prog = Programmer(model_dir, candidates=EXPLORER_CANDIDATES)
+    prog = Programmer(model_dir, candidates=EXPLORER_CANDIDATES, quality="fast")
     renderer = Renderer(prog.cfg)
     choose = widgets.Dropdown(options=voices, description="test voice")
     upload = widgets.FileUpload(accept="audio/*", multiple=False, description="or a sound")
@@ -77,11 +77,13 @@ def program_panel(model_dir, voices: list[tuple[str, Voice]]) -> widgets.VBox:
 
     def run(audio: np.ndarray, name: str) -> None:
         result = prog.run_audio(audio, Path(name))
-        original.show(audio, result.audio_spec, f"original: {name}")
-        inferred.show(result.render, result.render_spec,
+        original.show(audio, prog.spectrogram(audio), f"original: {name}")
+        inferred.show(result.render, prog.spectrogram(result.render),
                       f"inferred: '{result.voice.display_name}'")  # fmt: skip
-        status.value = (f"log-mel distance {result.distance_db:.1f} dB, pitch error "
-                        f"{result.pitch_error_cents:+.0f} cents")  # fmt: skip
+        pitch = ("no stable pitch" if not np.isfinite(result.pitch_error_cents)
+                 else f"pitch error {result.pitch_error_cents:+.0f} cents")  # fmt: skip
+        status.value = (f"loss {result.loss:.3f} (network alone {result.network_loss:.3f}), "
+                        f"{pitch}")  # fmt: skip
 
     def on_voice(change) -> None:
         voice = change["new"]
