@@ -96,3 +96,18 @@ bench: setup
 
 clean-data:
 	rm -rf $(DATA) build
+
+# The GPU job (scripts/device/README.md): what it carries to the device machine, made here
+# (wheels the device lacks, the library as one tarball, in build/device/), and the whole job at
+# smoke scale on the CPU (DEVICE_JOB=paper or table), unpacked into build/device/smoke-model.
+.PHONY: device-wheels device-smoke
+DEVICE_JOB ?= paper
+device-wheels: setup
+	COMPANION_CARTRIDGES="$(CARTRIDGES)" scripts/device/wheels.sh
+
+device-smoke: setup
+	rm -rf build/device/smoke-out build/device/smoke-model
+	$(BIN)/python scripts/device/job.py --job $(DEVICE_JOB) --smoke --limit 300 \
+	  --cartridges "$(or $(CARTRIDGES),../shared/data/dx7-patch-library)" \
+	  --work build/device/smoke-work --out build/device/smoke-out
+	$(BIN)/python scripts/device/unpack.py build/device/smoke-out --out build/device/smoke-model
