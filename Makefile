@@ -10,7 +10,7 @@ FIGURES ?= $(DATA)/figures
 SITE ?= $(DATA)/site
 NOTEBOOKS_OUT ?= build/notebooks
 
-.PHONY: setup setup-system setup-test-system site site-check demo test lint reproduce bench clean-data
+.PHONY: setup setup-system setup-test-system check-cartridges site site-check demo test lint reproduce bench clean-data
 
 # Install torch first if you want a particular build (e.g. CUDA); otherwise pip picks one.
 $(BIN)/.installed: pyproject.toml
@@ -19,7 +19,7 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
-# Debian packages for the sounds of other instruments (companion/ood.py): FluidSynth and the
+# Debian packages for the sounds of other instruments (companion/data/instruments.py): FluidSynth and the
 # General MIDI soundfont. Elsewhere, install FluidSynth and set COMPANION_SOUNDFONT to a .sf2.
 SYSTEM_PACKAGES := fluidsynth fluid-soundfont-gm
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -67,7 +67,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 SCALE_smoke := -p limit 64 -p epochs 2
 SCALE_small := -p limit 0 -p epochs 0 -p test_voices 200 -p pairs 100 -p voices 256
 SCALE_paper := $(SCALE_small)
-reproduce: setup
+reproduce: check-cartridges setup
 	@mkdir -p $(NOTEBOOKS_OUT)
 	@for nb in $(NOTEBOOKS); do \
 	  echo "== $$nb ($(CONFIG))"; \
@@ -78,6 +78,11 @@ reproduce: setup
 	    $$( [ -n "$(CARTRIDGES)" ] && echo "-p cartridges $(abspath $(CARTRIDGES))" ) \
 	    $$nb $(NOTEBOOKS_OUT)/$$(basename $$nb) || exit 1; \
 	done
+
+# Notebook 01 reads the cartridges: say so in one line before anything runs.
+check-cartridges:
+	$(if $(and $(CARTRIDGES),$(wildcard $(CARTRIDGES)/.)),@:,$(error reproduce: CARTRIDGES='$(CARTRIDGES)' \
+	  is not a folder; set CARTRIDGES=DIR or COMPANION_CARTRIDGES to the DX7 .syx library))
 
 # The demo site: build site/ (or SITE=...) with Jekyll, then open every page in Chromium.
 site: setup-test-system

@@ -8,8 +8,125 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+# What an interrupted command leaves: every writer goes through companion.io, so never half a
+# file; what differs is how to go on.
+_INTERRUPTED = {
+    "presets build": "the database is as it was; run it again to build",
+    "dataset build": "run the same `dataset build` again to continue where it stopped",
+    "train": "`companion train --resume` with the same arguments continues from the last "
+    "checkpoint",
+    "program": "the voices printed above are written; the others are not",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors on one line, like every other error of the command."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _int_in(lo: int, hi: int | None = None):
+    """An argparse type: an integer in lo..hi (hi None: no upper bound)."""
+
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if n < lo or (hi is not None and n > hi):
+            raise argparse.ArgumentTypeError(
+                f"must be {lo}..{hi}, got {n}" if hi is not None else f"must be >= {lo}, got {n}"
+            )
+        return n
+
+    return parse
+
+
+def _check_folder(path: Path, name: Path | None = None) -> list[Path]:
+    """Check, before any work, that folder ``path`` can be made and written in, without
+    making it: a command must not compute for minutes and then fail on its first write.
+    Errors name ``name`` (the file to be written in ``path``), or else ``path``.
+
+    Returns:
+        The folders that do not exist yet, innermost first (for removal if the command fails).
+
+    Raises:
+        ValueError: a file stands where a folder must be, or the folder cannot be written.
+    """
+    missing, p = [], path
+    while not (p.exists() or p.is_symlink()):
+        missing.append(p)
+        p = p.parent
+    name = name or path
+    if not p.is_dir():
+        where = "is a file, expected a folder" if p == name else f"{p} is a file, not a folder"
+        raise ValueError(f"{name}: {where}")
+    try:  # a real write, not os.access: root, read-only mounts and ACLs all answer right
+        tempfile.TemporaryFile(dir=p).close()
+    except OSError as e:
+        raise ValueError(f"{name}: cannot write in {p} ({e.strerror or e})") from None
+    return missing
+
+
+@contextmanager
+def _outputs_checked(args) -> Iterator[None]:
+    """Check every output of a command before it runs; if it fails, remove the folders that
+    were made for it and are still empty, so that a bad input leaves nothing behind.
+
+    Outputs: ``--out`` / ``--out-dir`` (folders, in every subcommand), ``-o`` / ``--output``
+    (a file), and the ``--db`` that ``presets build`` writes.
+    """
+    folders = [Path(getattr(args, a)) for a in ("out", "out_dir") if getattr(args, a, None)]
+    files = [Path(args.output)] if getattr(args, "output", None) else []
+    if (args.command, getattr(args, "action", None)) == ("presets", "build"):
+        files.append(Path(args.db))
+    made = [m for folder in folders for m in _check_folder(folder)]
+    for f in files:
+        if f.is_dir():
+            raise ValueError(f"{f}: is a folder, expected a file name")
+        made += _check_folder(f.parent, f)
+    try:
+        yield
+    except BaseException:
+        for d in made:  # innermost first; a folder with anything in it stays
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+        raise
+
+
+def _os_error_line(e: OSError) -> str:
+    """``FILE: reason`` for an OSError about a user's path."""
+    if e.filename is None:
+        return e.strerror or str(e)
+    path = Path(os.fsdecode(e.filename))
+    reason = e.strerror or str(e)
+    if isinstance(e, (NotADirectoryError, FileExistsError)):
+        blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            reason = "is a file, expected a folder" if blocker == path else (
+                f"{blocker} is a file, not a folder")  # fmt: skip
+    elif isinstance(e, IsADirectoryError):
+        reason = "is a folder, expected a file"
+    return f"{path}: {reason}"
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("companion")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 def _presets_build(args) -> None:
@@ -223,10 +340,11 @@ def _ship(args) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="companion",
         description=("Program a Dexed / DX7 from a sound; reproduce the DAFx21 paper."),
     )
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     pre = sub.add_parser("presets", help="the preset database").add_subparsers(
@@ -245,7 +363,7 @@ def parser() -> argparse.ArgumentParser:
     which = e.add_mutually_exclusive_group(required=True)
     which.add_argument("--split", choices=("train", "valid", "test"))
     which.add_argument("--ids", nargs="+", type=int, metavar="ID")
-    e.add_argument("--limit", type=int)
+    e.add_argument("--limit", type=_int_in(1), help="first N voices")
     e.add_argument("-o", "--output", required=True, help="FILE.syx (FILE-001.syx... past 32)")
     e.set_defaults(func=_presets_export)
 
@@ -269,8 +387,9 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--config", default="small", help="smoke, small or paper")
     d.add_argument("--out", required=True, help="dataset folder")
     d.add_argument("--notes", choices=("single", "six"), default="single")
-    d.add_argument("--limit", type=int, help="first N voices (0: all; default: the config's)")
-    d.add_argument("--processes", type=int, help="worker processes (default: one per core)")
+    d.add_argument("--limit", type=_int_in(0),
+                   help="first N voices (0: all; default: the config's)")  # fmt: skip
+    d.add_argument("--processes", type=_int_in(1), help="worker processes (default: one per core)")
     d.set_defaults(func=_dataset_build)
 
     t = sub.add_parser("train", help="train a model (torchrun -m companion train: several GPUs)")
@@ -281,7 +400,7 @@ def parser() -> argparse.ArgumentParser:
                    "numcat++"))  # fmt: skip
     t.add_argument("--notes", choices=("single", "six"), help="checked against the dataset")
     t.add_argument("--regression", default="flow", choices=("flow", "mlp"))
-    t.add_argument("--epochs", type=int, help="total epochs (default: the config's)")
+    t.add_argument("--epochs", type=_int_in(1), help="total epochs (default: the config's)")
     t.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     t.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     t.set_defaults(func=_train)
@@ -321,7 +440,7 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--run", nargs="+", default=[], help="run or model folders (one per row)")
     v.add_argument("--data", required=True, help="dataset folder (its test split is used)")
     v.add_argument("--out", default="figures", help="where the tables go")
-    v.add_argument("--limit", type=int, default=200, help="first N test voices (0: all)")
+    v.add_argument("--limit", type=_int_in(0), default=200, help="first N test voices (0: all)")
     v.set_defaults(func=_evaluate)
 
     ip = sub.add_parser("interpolate", help="a path of voices between two voices")
@@ -345,8 +464,8 @@ def parser() -> argparse.ArgumentParser:
     el.add_argument("--run", help="run or model folder (default: companion/models/default)")
     el.add_argument("--data", required=True, help="dataset folder (test and train splits)")
     el.add_argument("--out", default="figures")
-    el.add_argument("--pairs", type=int, default=100, help="random test pairs")
-    el.add_argument("--voices", type=int, default=256, help="new voices measured")
+    el.add_argument("--pairs", type=_int_in(1), default=100, help="random test pairs")
+    el.add_argument("--voices", type=_int_in(1), default=256, help="new voices measured")
     el.add_argument("--seed", type=int, default=0)
     el.set_defaults(func=_evaluate_latent)
 
@@ -354,8 +473,8 @@ def parser() -> argparse.ArgumentParser:
     so.add_argument("names", nargs="*", help="sources (default: all): gm-piano, gm-violin, "
                     "gm-flute, faust-clarinet, faust-subtractive ...")  # fmt: skip
     so.add_argument("--out-dir", required=True)
-    so.add_argument("--note", type=int, default=60)
-    so.add_argument("--velocity", type=int, default=85)
+    so.add_argument("--note", type=_int_in(0, 127), default=60, help="MIDI note (default 60)")
+    so.add_argument("--velocity", type=_int_in(1, 127), default=85, help="1..127 (default 85)")
     so.set_defaults(func=_sounds)
 
     eo = sub.add_parser("evaluate-ood", help="program sounds of other instruments vs retrieval")
@@ -378,12 +497,26 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        args.func(args)
+        with _outputs_checked(args):
+            args.func(args)
+        sys.stdout.flush()  # a closed pipe raises here, inside the handler, not at exit
     except ValueError as e:  # bad input: one line, no traceback
         print(f"companion: error: {e}", file=sys.stderr)
         return 1
+    except (FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError,
+            FileNotFoundError) as e:  # fmt: skip
+        print(f"companion: error: {_os_error_line(e)}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # `companion ... | head`: the reader is gone; stop quietly
+        # The recipe of the Python docs (signal.SIGPIPE note): point stdout at devnull so the
+        # interpreter's own flush at exit does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     except KeyboardInterrupt:
-        print("companion: interrupted (a dataset build resumes where it stopped)", file=sys.stderr)
+        command = " ".join(filter(None, (args.command, getattr(args, "action", None))))
+        how = _INTERRUPTED.get(command, "nothing half-written")
+        print(f"companion: interrupted; {how}", file=sys.stderr)
         return 130
     return 0
 

@@ -1,4 +1,4 @@
-"""Typed configurations by name: ``smoke`` (tests), ``small`` (CPU), ``paper`` (GPU, PAPER.md).
+"""Typed configurations by name: ``smoke`` (tests), ``small`` (CPU), ``paper`` (GPU, the paper's).
 
 Every run and dataset writes its full configuration as YAML beside its outputs.
 """
@@ -54,7 +54,7 @@ class AudioConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The network, as PAPER.md for ``paper``.
+    """The network, as in the paper for ``paper``.
 
     Attributes:
         channels: output channels of the encoder's stride-2 convolutions (the first 5x5, the
@@ -74,7 +74,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation, as PAPER.md for ``paper``.
+    """Optimisation, as in the paper for ``paper``.
 
     Attributes:
         batch_size: samples per step (split over processes under torchrun).
@@ -148,7 +148,7 @@ class Config:
 
 
 CONFIGS = {
-    # As PAPER.md: 257 mel bands x 345 frames (hop 256), 8-layer CNN up to 1024 channels.
+    # As in the paper: 257 mel bands x 345 frames (hop 256), 8-layer CNN up to 1024 channels.
     "paper": Config("paper"),
     # For CPU training in about an hour on 2 cores: 128 bands x 173 frames (hop 512, a quarter
     # of the pixels), one stride-2 layer less (8..256 channels, 1x1 to 512), the paper's flows.

@@ -60,6 +60,12 @@ def test_missing_file(tmp_path):
         load_audio(tmp_path / "missing.wav")
 
 
+def test_folder_is_not_a_missing_file(tmp_path):
+    (tmp_path / "take.wav").mkdir()  # a folder, even one named like a sound
+    with pytest.raises(AudioError, match="take.wav: is a folder, expected an audio file"):
+        load_audio(tmp_path / "take.wav")
+
+
 @pytest.mark.parametrize("name", CONFIGS)
 def test_mel_shapes_floor_and_batches(name):
     cfg = CONFIGS[name].audio

@@ -71,7 +71,16 @@ def test_make_reproduce_smoke(cartridges, tmp_path):
         assert len(list((interp / f"example{k}" / mode).glob("step*.syx"))) == 7
     assert "| latent prior |" in text["05"] and (interp / "generated.syx").exists()
     assert (data / "06_out_of_domain" / "faust-clarinet_program.syx").exists()
-    players = 5 * n + 9 + 28 + 4 * 12
+    # one player per sound that notebooks 04-06 handed to the site (their site.json), each a
+    # file they wrote; the site must show every one of them
+    manifest = {}
+    for folder in (prog, interp, data / "06_out_of_domain"):
+        manifest.update(json.loads((folder / "site.json").read_text()))
+    cells = [c for sec in manifest.values() for row in sec["rows"] for c in row["cells"]]
+    assert all(Path(c["wav"]).is_file() and Path(c["png"]).is_file() for c in cells)
+    assert {p.resolve() for p in interp.rglob("step*.wav")} <= {Path(c["wav"]).resolve()
+                                                                 for c in cells}  # fmt: skip
+    players = len(cells)
     assert f"'players': {players}" in text["07"] and "built 4 pages" in text["07"]
     report = check_site(site_dir / "_site", tmp_path / "screenshot.png")
     assert sum(r["players"] for r in report.values()) == players

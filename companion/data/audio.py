@@ -36,6 +36,8 @@ def load_audio(path: str | Path, cfg: AudioConfig = AudioConfig()) -> np.ndarray
         AudioError: unreadable, empty, silent, or holding NaN / infinite samples.
     """
     path = Path(path)
+    if path.is_dir():
+        raise AudioError(f"{path}: is a folder, expected an audio file")
     if not path.is_file():
         raise AudioError(f"{path}: no such file")
     try:

@@ -11,7 +11,7 @@ HELD = (0.25, 2.75)  # s: where the pitch is measured (the key is held 0..3 s)
 def estimate_pitch(audio: np.ndarray, sr: int) -> float:
     """Fundamental frequency (Hz) of the held part of a note, by YIN (librosa); NaN if the
     sound has no stable pitch. (pYIN took 0.45 s per note here, YIN 0.006 s; CREPE needs
-    torchaudio, which does not load beside torch 2.13, see DESIGN.md.)"""
+    torchaudio, which does not load beside torch 2.13.)"""
     seg = audio[int(HELD[0] * sr) : int(HELD[1] * sr)]
     if len(seg) < 4096 or np.sqrt(np.mean(seg**2)) < 1e-4:
         return float("nan")

@@ -1,6 +1,6 @@
 """Rendering voices with the Dexed engine (dexed-py), one note or the paper's six.
 
-All voices are played as PAPER.md: 22 050 Hz, key held 3.0 s, 4.0 s in all. The plugin-only
+All voices are played as in the paper: 22 050 Hz, key held 3.0 s, 4.0 s in all. The plugin-only
 controls (cutoff, resonance, volume, master tune) are at their defaults and all operators on.
 The S&H LFO is kept as it is: dexed-py renders it deterministically (the paper replaced it with
 a square wave only because its plugin host was not deterministic); the tests check this.

@@ -11,13 +11,11 @@ against random valid voices (every parameter uniform over its range) as a baseli
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 import librosa
 import numpy as np
-import yaml
+import pandas as pd
 from tqdm import tqdm
 
 from companion.data.dataset import open_dataset
@@ -25,7 +23,8 @@ from companion.data.render import Renderer
 from companion.dx7.params import LEARNABLE, TRANSPOSE, TRANSPOSE_DEFAULT
 from companion.dx7.voice import PARAM_MAX, Voice, out_of_range
 from companion.evaluation.metrics import parameter_metrics
-from companion.io import save_figure, write_atomic
+from companion.evaluation.tables import write_table
+from companion.io import save_figure
 from companion.latent.interpolate import Latent, naive_path
 
 AUDIBLE_RMS = 1e-3
@@ -136,34 +135,30 @@ def write_tables(interp: dict, gen: dict, head: str, out: str | Path) -> None:
     figures/table_generate.{md,yaml}."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    lines = [f"{head} {interp['pairs']} random pairs of test voices, {interp['steps']} steps; "
-             "audio features standardised over all paths. Lower is better.", "",
-             "| path | smoothness (mean) | smoothness (median) | non-linearity (mean) | "
-             "non-linearity (median) |", "|---|---|---|---|---|"]  # fmt: skip
-    rows = [["mode", "pair", "smoothness", "nonlinearity"]]
-    for mode, s in interp["scores"].items():
-        lines.append(f"| {mode} | {s[:, 0].mean():.3f} | {np.median(s[:, 0]):.3f} | "
-                     f"{s[:, 1].mean():.3f} | {np.median(s[:, 1]):.3f} |")  # fmt: skip
-        rows += [[mode, k, float(a), float(b)] for k, (a, b) in enumerate(s)]
+    scores = interp["scores"]
+    table = pd.DataFrame([{"path": mode, "smoothness (mean)": s[:, 0].mean(),
+                           "smoothness (median)": np.median(s[:, 0]),
+                           "non-linearity (mean)": s[:, 1].mean(),
+                           "non-linearity (median)": np.median(s[:, 1])}
+                          for mode, s in scores.items()])  # fmt: skip
+    pairs = pd.DataFrame([(mode, k, float(a), float(b)) for mode, s in scores.items()
+                          for k, (a, b) in enumerate(s)],
+                         columns=["mode", "pair", "smoothness", "nonlinearity"])  # fmt: skip
     e = interp["end_points"]
-    lines += ["", "End points of the latent paths (voice -> zK -> voice): numerical MAE "
-              f"{e['num_mae']:.4f} of range, categorical accuracy {e['cat_acc']:.3f}.",
-              ""]  # fmt: skip
-    buf = io.StringIO()
-    csv.writer(buf).writerows(rows)
-    write_atomic(out / "table_interpolation.md", "\n".join(lines).encode())
-    write_atomic(out / "table_interpolation.csv", buf.getvalue().encode())
+    write_table(out / "table_interpolation", table, data=pairs,
+                caption=f"{head} {interp['pairs']} random pairs of test voices, {interp['steps']} "
+                "steps; audio features standardised over all paths. Lower is better.",
+                notes=["End points of the latent paths (voice -> zK -> voice): numerical MAE "
+                       f"{e['num_mae']:.4f} of range, categorical accuracy "
+                       f"{e['cat_acc']:.3f}."])  # fmt: skip
     _plot(interp, out / "interpolation.png")
     keys = ["voices", "valid", "distinct", "audible", "novelty"]
-    g = [f"{head} New voices: valid (every parameter in range), distinct, audible (RMS of the "
-         f"render at note 60 / 85 above {AUDIBLE_RMS}), novelty (mean distance to the nearest "
-         "training voice, mean |difference| / range over the learnt parameters).", "",
-         "| source | " + " | ".join(keys) + " |", "|" + "---|" * (len(keys) + 1)]  # fmt: skip
-    for name, s in gen.items():
-        g.append(f"| {name} | " + " | ".join(
-            str(s[k]) if k == "voices" else f"{s[k]:.3f}" for k in keys) + " |")  # fmt: skip
-    write_atomic(out / "table_generate.md", ("\n".join(g) + "\n").encode())
-    write_atomic(out / "table_generate.yaml", yaml.safe_dump(gen, sort_keys=False).encode())
+    table = pd.DataFrame([{"source": name, **{k: s[k] for k in keys}} for name, s in gen.items()])
+    write_table(out / "table_generate", table, formats=("md", "yaml"), summary=gen,
+                caption=f"{head} New voices: valid (every parameter in range), distinct, audible "
+                f"(RMS of the render at note 60 / 85 above {AUDIBLE_RMS}), novelty (mean distance "
+                "to the nearest training voice, mean |difference| / range over the learnt "
+                "parameters).")  # fmt: skip
 
 
 def _plot(interp: dict, path: Path) -> None:

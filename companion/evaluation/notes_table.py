@@ -5,19 +5,17 @@ paper's dynamics example). One-note models see only (60, 85); this shows what th
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 import numpy as np
-import yaml
+import pandas as pd
 from tqdm import tqdm
 
 from companion.config import SIX_NOTES
 from companion.data.render import Renderer
 from companion.dx7.voice import Voice
 from companion.evaluation.metrics import convergence_of, log_mae_of, stft
-from companion.io import write_atomic
+from companion.evaluation.tables import write_table
 
 # (MIDI note, velocity) columns: the six notes, then the dynamics at note 60.
 PAIRS = ((40, 85), (50, 85), (60, 85), (70, 85), (60, 20), (60, 42), (60, 64), (60, 127))
@@ -58,12 +56,9 @@ def write_notes_tables(notes: dict, n: int, head: str, out: Path) -> dict:
     """figures/table_notes.{md,csv,yaml}: mean per row and pair, plus the mean of the six
     notes; returns the summary (row -> metric -> column -> value)."""
     cols = [f"{p[0]}/{p[1]}" for p in PAIRS] + ["six notes"]
-    summary, rows_csv = {}, [["row", "metric", *cols]]
-    lines = [f"{head} The voices at other (MIDI note / velocity) pairs than the 60 / 85 they "
-             f"were inferred from; first {n} test voices, means.", ""]  # fmt: skip
-    for metric, title in (("log_stft_mae", "log STFT MAE"), ("sc", "spectral convergence")):
-        lines += [f"### {title}", "", "| row | " + " | ".join(cols) + " |",
-                  "|" + "---|" * (len(cols) + 1)]  # fmt: skip
+    titles = {"log_stft_mae": "log STFT MAE", "sc": "spectral convergence"}
+    summary, rows = {}, []
+    for metric in titles:
         for name, per in notes.items():
             vals = np.nanmean(per[metric], axis=1)
             six = float(np.nanmean(per[metric][SIX]))
@@ -71,12 +66,12 @@ def write_notes_tables(notes: dict, n: int, head: str, out: Path) -> dict:
                 **{c: float(v) for c, v in zip(cols, vals)},
                 "six notes": six,
             }
-            rows_csv.append([name, metric, *[float(v) for v in vals], six])
-            lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in [*vals, six]) + " |")
-        lines.append("")
-    buf = io.StringIO()
-    csv.writer(buf).writerows(rows_csv)
-    write_atomic(out / "table_notes.md", "\n".join(lines).encode())
-    write_atomic(out / "table_notes.csv", buf.getvalue().encode())
-    write_atomic(out / "table_notes.yaml", yaml.safe_dump(summary, sort_keys=False).encode())
+            rows.append({"row": name, "metric": metric, **summary[name][metric]})
+    data = pd.DataFrame(rows, columns=["row", "metric", *cols])
+    sections = {title: data[data["metric"] == metric].drop(columns="metric")
+                for metric, title in titles.items()}  # fmt: skip
+    write_table(out / "table_notes", None, formats=("md", "csv", "yaml"), sections=sections,
+                caption=f"{head} The voices at other (MIDI note / velocity) pairs than the 60 / "
+                f"85 they were inferred from; first {n} test voices, means.",
+                data=data, summary=summary)  # fmt: skip
     return summary

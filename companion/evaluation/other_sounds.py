@@ -1,20 +1,20 @@
-"""Programming the DX7 from sounds of other instruments (companion/ood.py), against retrieval of
-the nearest library voice: audio distances of each result to its input, sounds and voices
-written to disk."""
+"""Programming the DX7 from sounds of other instruments (companion.data.instruments), against
+retrieval of the nearest library voice: audio distances of each result to its input, sounds
+and voices written to disk."""
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from companion.data.dataset import open_dataset
 from companion.data.instruments import SOURCES, render_source
 from companion.data.render import Renderer
 from companion.dx7.sysex import single_voice_message
 from companion.dx7.voice import Voice
+from companion.evaluation import tables
 from companion.evaluation.metrics import audio_metrics
 from companion.evaluation.paper_table import code_commit, nearest_train
 from companion.io import write_atomic, write_audio
@@ -36,7 +36,8 @@ def evaluate_ood(model_dir, data: str, out_dir: str | Path, figures: str | Path 
     info = open_dataset(data)
     full = Programmer(model_dir)
     if full.cfg != info.audio:
-        raise ValueError(f"{model_dir}: trained on other spectrograms than {data}")
+        raise ValueError(f"{model_dir or 'the shipped model'}: trained on other spectrograms "
+                         f"than {data}")  # fmt: skip
     network = Programmer(model_dir, candidates=1)
     renderer, cfg = Renderer(info.audio), info.audio
     train = np.load(info.path / "train.voices.npy").astype(np.int64)
@@ -66,22 +67,16 @@ def evaluate_ood(model_dir, data: str, out_dir: str | Path, figures: str | Path 
 
 def write_table(results: dict, head: str, out: Path) -> None:
     """figures/table_ood.md (one row per source and method, then the means) and .csv."""
-    out.mkdir(parents=True, exist_ok=True)
-    lines = [f"{head} Every input: MIDI note 60, velocity 85, 4 s; distances of the DX7 result "
-             "to the input (lower is better).", "",
-             "| source | method | " + " | ".join(c[1] for c in COLUMNS) + " |",
-             "|" + "---|" * (len(COLUMNS) + 2)]  # fmt: skip
-    rows = [["source", "method", *[c for c, _ in COLUMNS]]]
-    for name, per in results.items():
-        for method in METHODS:
-            vals = [per[method][c] for c, _ in COLUMNS]
-            rows.append([name, method, *vals])
-            lines.append(f"| {name} | {method} | " + " | ".join(f"{v:.3f}" for v in vals) + " |")
+    rows = pd.DataFrame([{"source": name, "method": method, **{t: per[method][c]
+                                                               for c, t in COLUMNS}}
+                         for name, per in results.items() for method in METHODS])  # fmt: skip
+    means = []
     for method in METHODS:
         cols = [np.array([per[method][c] for per in results.values()]) for c, _ in COLUMNS]
         vals = [np.nanmean(v) if np.isfinite(v).any() else np.nan for v in cols]
-        lines.append(f"| **mean** | {method} | " + " | ".join(f"{v:.3f}" for v in vals) + " |")
-    buf = io.StringIO()
-    csv.writer(buf).writerows(rows)
-    write_atomic(out / "table_ood.md", ("\n".join(lines) + "\n").encode())
-    write_atomic(out / "table_ood.csv", buf.getvalue().encode())
+        means.append({"source": "**mean**", "method": method,
+                      **{t: v for (_, t), v in zip(COLUMNS, vals)}})  # fmt: skip
+    data = rows.rename(columns={t: c for c, t in COLUMNS})
+    tables.write_table(out / "table_ood", pd.concat([rows, pd.DataFrame(means)], ignore_index=True),
+                data=data, caption=f"{head} Every input: MIDI note 60, velocity 85, 4 s; "
+                "distances of the DX7 result to the input (lower is better).")  # fmt: skip

@@ -9,15 +9,13 @@ full `program` pipeline (candidates rendered by the engine, then tuning).
 
 from __future__ import annotations
 
-import csv
-import io
 import subprocess
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
-import yaml
 from tqdm import tqdm
 
 from companion.config import NOTE_LAYOUTS
@@ -28,7 +26,7 @@ from companion.dx7.params import representation
 from companion.dx7.voice import INIT_VOICE, Voice
 from companion.evaluation.metrics import audio_metrics, parameter_metrics
 from companion.evaluation.notes_table import measure_notes, write_notes_tables
-from companion.io import write_atomic
+from companion.evaluation.tables import FORMATS, write_table
 from companion.matching.program import Programmer
 from companion.models.vae import load_model
 
@@ -90,14 +88,11 @@ class Measured:
         summary = _tables(self.results, self.labels, self.sources, self.info, len(self.ids), out)
         if self.notes is not None:
             write_notes_tables(self.notes, len(self.ids), _head(self.info), out)
-        rows = [["row", "voice_id", *[c for c, _ in COLUMNS]]]
-        for name, per in self.results.items():
-            if per is not None:
-                rows += [[name, int(vid), *[float(per[c][i]) for c, _ in COLUMNS]]
-                         for i, vid in enumerate(self.ids)]  # fmt: skip
-        buf = io.StringIO()
-        csv.writer(buf).writerows(rows)
-        write_atomic(out / "table_main_voices.csv", buf.getvalue().encode())
+        rows = [{"row": name, "voice_id": int(vid), **{c: float(per[c][i]) for c, _ in COLUMNS}}
+                for name, per in self.results.items() if per is not None
+                for i, vid in enumerate(self.ids)]  # fmt: skip
+        voices = pd.DataFrame(rows, columns=["row", "voice_id", *[c for c, _ in COLUMNS]])
+        write_table(out / "table_main_voices", None, formats=("csv",), data=voices)
         return summary
 
 
@@ -197,29 +192,19 @@ def code_commit() -> str:
         return "unknown"
 
 
-def _fmt(x: float) -> str:
-    return "-" if not np.isfinite(x) else f"{x:.3f}"
-
-
 def _head(info) -> str:
     return (f"Test split of dataset {info.path.name} (config {info.config!r}, "
             f"{info.audio.n_mels} x {info.audio.n_frames}); commit {code_commit()}.")  # fmt: skip
 
 
 def _tables(results, labels, sources, info, n, out: Path) -> dict:
-    out.mkdir(parents=True, exist_ok=True)
-    summary = {}
-    lines = [f"{_head(info)} First {n} test voices (of {info.stats['splits']['test']}), "
-             "played at MIDI note 60, velocity 85. Means (silent originals left out of the "
-             "audio metrics); pitch error is the median over voices with a stable pitch.",
-             ""]  # fmt: skip
-    head = "| row | " + " | ".join(c[1] for c in COLUMNS) + " |"
-    lines += [head, "|" + "---|" * (len(COLUMNS) + 1)]
-    rows_csv = [["row", "label", "statistic", *[c[0] for c in COLUMNS]]]
+    """figures/table_main.{md,csv,tex,yaml}: the means of every row (and per label in the
+    Markdown), every statistic in the CSV; returns the summary (row -> label/statistic ->
+    column -> value)."""
+    summary, data = {}, []
     for name, per in results.items():
         if per is None:
-            lines.append(f"| {name} | " + " | ".join(["not run"] * len(COLUMNS)) + " |")
-            rows_csv.append([name, "all", "not run", *[""] * len(COLUMNS)])
+            data.append({"row": name, "label": "all", "statistic": "not run"})
             continue
         summary[name] = {}
         for label_name, sel in [("all", np.ones(n, bool))] + [
@@ -232,30 +217,26 @@ def _tables(results, labels, sources, info, n, out: Path) -> dict:
                 vals["pitch_cents"] = float(np.nanmedian(per["pitch_cents"][sel])) \
                     if np.isfinite(per["pitch_cents"][sel]).any() else np.nan  # fmt: skip
                 summary[name][f"{label_name}/{stat}"] = vals
-                rows_csv.append([name, label_name, stat, *[vals[c] for c, _ in COLUMNS]])
-        means = summary[name]["all/mean"]
-        lines.append(f"| {name} | " + " | ".join(_fmt(means[c]) for c, _ in COLUMNS) + " |")
-    lines += ["", "Models: " + "; ".join(f"{k}: {v}" for k, v in sources.items()) + "."]
+                data.append({"row": name, "label": label_name, "statistic": stat, **vals})
+
+    def means(key: str, names) -> pd.DataFrame:  # the table as read: one row per model
+        return pd.DataFrame([{"row": name, **{title: summary[name][key][c] if name in summary
+                                              else "not run" for c, title in COLUMNS}}
+                             for name in names])  # fmt: skip
+
+    sections = {}
     for k, lab in enumerate(LABELS):  # the same table for each label's voices
-        key = f"{lab}/mean"
-        count = int(labels[:, k].sum())
-        if not count:
-            continue
-        lines += ["", f"### {lab} voices ({count})", "", head, "|" + "---|" * (len(COLUMNS) + 1)]
-        lines += [f"| {name} | " + " | ".join(_fmt(summary[name][key][c]) for c, _ in COLUMNS)
-                  + " |" for name in summary if key in summary[name]]  # fmt: skip
-    md = "\n".join(lines) + "\n"
-    buf = io.StringIO()
-    csv.writer(buf).writerows(rows_csv)
-    tex = ["\\begin{tabular}{l" + "r" * len(COLUMNS) + "}", "\\hline",
-           "row & " + " & ".join(c[1] for c in COLUMNS) + " \\\\", "\\hline"]  # fmt: skip
-    for name, per in results.items():
-        cells = (["not run"] * len(COLUMNS) if per is None else
-                 [_fmt(summary[name]["all/mean"][c]) for c, _ in COLUMNS])  # fmt: skip
-        tex.append(name.replace("&", "\\&") + " & " + " & ".join(cells) + " \\\\")
-    tex += ["\\hline", "\\end{tabular}"]
-    write_atomic(out / "table_main.md", md.encode())
-    write_atomic(out / "table_main.csv", buf.getvalue().encode())
-    write_atomic(out / "table_main.tex", ("\n".join(tex) + "\n").encode())
-    write_atomic(out / "table_main.yaml", yaml.safe_dump(summary, sort_keys=False).encode())
+        key, count = f"{lab}/mean", int(labels[:, k].sum())
+        if count:
+            sections[f"{lab} voices ({count})"] = means(key, [m for m in summary
+                                                               if key in summary[m]])  # fmt: skip
+    write_table(out / "table_main", means("all/mean", results), formats=FORMATS,
+                caption=f"{_head(info)} First {n} test voices (of "
+                f"{info.stats['splits']['test']}), played at MIDI note 60, velocity 85. Means "
+                "(silent originals left out of the audio metrics); pitch error is the median "
+                "over voices with a stable pitch.",
+                notes=["Models: " + "; ".join(f"{k}: {v}" for k, v in sources.items()) + "."],
+                sections=sections, summary=summary,
+                data=pd.DataFrame(data, columns=["row", "label", "statistic",
+                                                 *[c for c, _ in COLUMNS]]))  # fmt: skip
     return summary
