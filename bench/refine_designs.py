@@ -6,7 +6,7 @@ train split's renders, cached in --cache). Every design gets the same 16 starts 
 renders; the audio metrics are the paper's (companion.evaluation.metrics).
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/refine_designs.py --voices 30 \
-        --designs sweep-300,sweep-800,cma-300,lengler-300
+        --designs sweepv1-300,sweepv1-800,cma-300,lengler-300,lengler-800
 
 Per-voice results accumulate in --cache/refine_results.csv (a design already measured on a
 voice is not run again), and the table of every design measured so far is written to
@@ -163,14 +163,16 @@ def _nevergrad(name):
 
 
 DESIGNS = {
-    # refine() as shipped: group batches, +-step and +-step/4, a group again while it helps,
-    # the best 4 starts by successive halving
-    "sweep": _sweep(),
-    # the first version: +-step only, halved when it fails, each group once per pass
-    "sweepv1": _sweep(scales=1, revisit=0),
-    "sweepv1single": _sweep(scales=1, revisit=0, n_starts=1),  # only the best start
-    "coord": _sweep(per_param=True, revisit=0),  # one batch per parameter
-    "screen": _sweep(screen=True),  # every parameter screened, then the helpful ones
+    # refine(method="sweep"): group batches of +-step, halved when it fails, each group once
+    # a pass, the best 4 starts by successive halving
+    "sweepv1": _sweep(method="sweep"),
+    "sweepv1single": _sweep(method="sweep", n_starts=1),  # only the best start
+    # +-step and +-step/4, a group searched again at once while it helps
+    "sweep-scales2-revisit2": _sweep(method="sweep", scales=2, revisit=2),
+    "coord": _sweep(method="sweep", per_param=True),  # one batch per parameter
+    "screen": _sweep(method="sweep", screen=True),  # all parameters screened, then descent
+    # refine() as shipped: the same optimiser as "lengler" below
+    "refine": _sweep(),
     "cma": design_cma,
     "lengler": _nevergrad("DiscreteLenglerOnePlusOne"),
     "ngopt": _nevergrad("NGOpt"),
@@ -194,7 +196,7 @@ def main() -> None:
     ap.add_argument("--db", default=ROOT / "data/presets.sqlite", type=Path)
     ap.add_argument("--cache", default=ROOT / "data/helperF", type=Path)
     ap.add_argument("--voices", type=int, default=30)
-    ap.add_argument("--designs", default="sweep-300,sweep-800")
+    ap.add_argument("--designs", default="refine-300,refine-800")
     ap.add_argument("--jobs", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=ROOT / "figures/table_refine.md", type=Path)
