@@ -3,7 +3,7 @@
 It tracks what the project is judged on (companion.evaluation.metrics): the linear spectrum
 (spectral convergence) and the perceptual one (log magnitudes and a log-mel spectrogram close
 to what the MFCCs see), each at several resolutions, since a search on spectral convergence
-alone was measured to leave the MFCC distance where it was (DESIGN.md, facts measured).
+alone was measured to leave the MFCC distance where it was.
 
 For one candidate ``x`` against the target ``y``::
 
