@@ -97,7 +97,7 @@ bench: setup
 	@test -f $(DATA)/presets.sqlite || $(BIN)/companion presets build --cartridges "$(CARTRIDGES)" --db $(DATA)/presets.sqlite
 	$(BIN)/python bench/dataset_build.py --db $(DATA)/presets.sqlite --voices 1000 --config paper
 	$(BIN)/python bench/train_throughput.py --configs paper small
-	$(BIN)/python bench/program_time.py --db $(DATA)/presets.sqlite
+	$(BIN)/python bench/program_quality.py --db $(DATA)/presets.sqlite --out $(FIGURES)
 
 clean-data:
 	rm -rf $(DATA) build

@@ -32,6 +32,7 @@ from companion.data.render import Renderer
 from companion.dx7.voice import INIT_VOICE
 from companion.evaluation.metrics import log_stft_mae, mfcc_mae, spectral_convergence
 from companion.evaluation.paper_table import code_commit
+from companion.evaluation.tables import write_table
 from companion.io import write_atomic
 from companion.matching.index import Index
 from companion.matching.loss import Target
@@ -88,7 +89,7 @@ def measure(targets: dict[str, np.ndarray], index: Index, qualities: list[str],
         )  # one process, as a user would run it
     for q in qualities:
         with Programmer(library=index, quality=q, jobs=jobs, split="train") as prog:
-            prog.run_audio(next(iter(targets.values())), Path("warm-up"))  # start the pool
+            prog.warm_up()
             for name, audio in targets.items():
                 t0 = time.perf_counter()
                 r = prog.run_audio(audio, Path(name))
@@ -160,10 +161,12 @@ def main() -> None:
             f"({int((index.splits == 'train').sum())} voices), test voices and other "
             "instruments at note 60, velocity 85, 4 s. SC: spectral convergence; MAEs of log10 "
             "|STFT| (STFT 1024 / 256) and of 13 MFCCs; lower is better.")  # fmt: skip
-    md = note + "\n\n" + t.to_markdown(index=False, floatfmt=".3f") + "\n\nTargets:\n\n"
-    md += "\n".join(f"- {v}" for v in found) + "\n"
-    write_atomic(out / "table_program.md", md)
-    write_atomic(out / "table_program.csv", t.to_csv(index=False))
+    write_table(
+        out / "table_program",
+        t,
+        caption=note,
+        notes=["Targets (ratios of the means):\n\n" + "\n".join(f"- {v}" for v in found)],
+    )
     write_atomic(out / "table_program_sounds.csv", pd.DataFrame(rows).to_csv(index=False))
     print(t.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     print("\n".join(found))

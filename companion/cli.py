@@ -204,25 +204,31 @@ def _train(args) -> None:
     print(json.dumps({"run": args.out, **last}, indent=1))
 
 
+def _note(text: str) -> int | str:
+    """``--note``: a MIDI note number, or "auto"."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a MIDI note or auto: {text!r}") from None
+
+
 def _program(args) -> None:
     from companion.matching import program
 
-    results = program.program(args.inputs, args.out_dir, model=args.model, note=args.note,
-                              velocity=args.velocity, candidates=args.candidates,
-                              tune=not args.no_tune, wav=args.wav, png=args.png,
-                              library=args.library)  # fmt: skip
-    failed = [r for r in results if r.error]
-    for r in results:
+    def report(r) -> None:  # a line as each input is done: that is the progress shown
         if r.error:
             print(f"companion: error: {r.error}", file=sys.stderr)
-            continue
-        tuned = " (retuned)" if r.tuned else ""
-        print(
-            f"{r.input} -> {', '.join(map(str, r.outputs))}: '{r.voice.display_name}', "
-            f"log-mel distance {r.distance_db:.2f} dB (network alone "
-            f"{r.network_distance_db:.2f}), pitch error {r.pitch_error_cents:+.0f} cents{tuned}"
-        )
-    if failed:
+        else:
+            print(r.summary(), flush=True)
+
+    results = program.program(args.inputs, args.out_dir, model=args.model, note=args.note,
+                              velocity=args.velocity, quality=args.quality, budget=args.budget,
+                              library=args.library, jobs=args.jobs, candidates=args.candidates,
+                              tune=not args.no_tune, wav=args.wav, png=args.png, seed=args.seed,
+                              progress=False, on_result=report)  # fmt: skip
+    if any(r.error for r in results):
         raise SystemExit(1)
 
 
@@ -411,16 +417,21 @@ def parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--out-dir", required=True)
     g.add_argument("--model", help="model folder (default: companion/models/default)")
-    g.add_argument("--note", type=int, default=60, help="MIDI note the input plays (default 60)")
+    g.add_argument("--quality", choices=("fast", "good", "best"), default="good",
+                   help="fast: candidates only (< 1 s a sound); good (default): a search with "
+                   "the engine in the loop, ~2.5 s; best: a longer search, ~5 s")  # fmt: skip
+    g.add_argument("--budget", type=float, help="seconds per sound (default: the quality's)")
+    g.add_argument("--library", help="preset database or cartridge folder: the voices whose "
+                   "sound is nearest to the input join the candidates (its retrieval index is "
+                   "built on first use); default $COMPANION_LIBRARY")  # fmt: skip
+    g.add_argument("--note", type=_note, default=60,
+                   help="MIDI note the input plays, or auto (from its pitch; default 60)")
     g.add_argument("--velocity", type=int, default=85, help="its velocity (default 85)")
-    g.add_argument(
-        "--candidates",
-        type=int,
-        default=128,
-        help="voices rendered and compared (default 128; 1: the network's answer)",
-    )
-    g.add_argument("--library", help="preset database or cartridge folder: its 32 voices nearest "
-                   "in latent space join the candidates")  # fmt: skip
+    g.add_argument("--jobs", type=int, help="engine processes (default: one per core)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the latent samples")
+    g.add_argument("--candidates", type=int,
+                   help="the network's answer plus N - 1 latent samples (default: the "
+                   "quality's; 1: the network's answer alone)")  # fmt: skip
     g.add_argument("--no-tune", action="store_true", help="do not correct the pitch")
     g.add_argument("--wav", action="store_true", help="also write the voice rendered, .wav")
     g.add_argument("--png", action="store_true", help="also write both spectrograms, .png")

@@ -123,15 +123,13 @@ def test_unpack_refuses_a_changed_archive(out, tmp_path):
         unpack.unpack(out, tmp_path / "model", row="numonly")
 
 
-@pytest.mark.xfail(raises=ValueError, strict=True,
-                   reason="load_model does not yet accept inference-only weights (no decoder): "
-                   "scripts/device/README.md, 'Loading inference-only weights'")  # fmt: skip
 def test_load_model_programs_with_unpacked_weights(out, tmp_path, fixture_voices):
     from companion.matching.program import Programmer
 
     folder = tmp_path / "numcatpp"
     unpack.unpack(out, folder, row="numcatpp")
     model, _ = load_model(folder)
+    assert model.decoder is None  # inference only: the decoder did not travel
     audio = Renderer(model.cfg.audio).render(fixture_voices[5])
     result = Programmer(folder, candidates=1, jobs=1).run_audio(audio, Path("gpu.wav"))
     assert result.voice.values.shape == (145,)

@@ -41,8 +41,8 @@ def test_tables(smoke_run, tmp_path):
         "NumCat++",
         "INIT VOICE",
         "nearest training voice",
-        "program (candidates + tuning)",
-        "program + train-split library",
+        "program fast (train-split library)",
+        "program good (train-split library)",
     }
     md = (tmp_path / "table_main.md").read_text()
     assert "| Num only | not run |" in md and "First 4 test voices" in md and "commit" in md

@@ -232,6 +232,9 @@ def test_unwritable_output_folder_is_refused_before_any_work(model_dir, sounds, 
 
 
 @pytest.mark.library
+@pytest.mark.xfail(strict=True, reason="target missed (issue 11): from SC 0.42 the search "
+                   "reaches about 0.09-0.37 in 1,800 evaluations, not < 0.05; it makes up for the "
+                   "moved parameters with others instead of undoing them")  # fmt: skip
 def test_best_recovers_a_perturbed_library_voice(library, model_dir, tmp_path):
     """The input is a real voice that the index does not hold; it holds that voice with five
     parameters moved (a near miss, as a library often has): best finds the voice again."""

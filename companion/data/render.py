@@ -67,8 +67,10 @@ _worker_state: dict = {}
 
 def _init_worker(setup: Callable[[], object]) -> None:
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(1)  # one core per worker: the pool is the parallelism
+    threadpool_limits(1)  # BLAS too: its threads would compete with the other workers
     _worker_state["ctx"] = setup()
 
 

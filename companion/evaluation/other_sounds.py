@@ -34,7 +34,8 @@ def evaluate_ood(model_dir, data: str, out_dir: str | Path, figures: str | Path 
     figures/table_ood.{md,csv}. Returns {source: {method: metrics}}.
     """
     info = open_dataset(data)
-    full = Programmer(model_dir)
+    db = info.header.get("database")  # program's library: the dataset's train split
+    full = Programmer(model_dir, library=db if db and Path(db).is_file() else None, split="train")
     if full.cfg != info.audio:
         raise ValueError(f"{model_dir or 'the shipped model'}: trained on other spectrograms "
                          f"than {data}")  # fmt: skip

@@ -144,21 +144,18 @@ def measure(runs: list[str], data: str, limit: int | None = 200, progress: bool 
         ),
     )
     if one_note:
-        prog_run = one_note[0][0]
-        prog = Programmer(prog_run)
-        chosen = []
-        for i in tqdm(range(n), desc="program", disable=not progress):
-            chosen.append(prog.run_audio(originals[i], Path(f"test{i}")).voice.values)
-        preds["program (candidates + tuning)"] = np.stack(chosen).astype(np.int64)
-        sources["program (candidates + tuning)"] = f"{prog_run}, {prog.candidates} candidates"
-        prog = Programmer(prog_run, library=train_values)
-        chosen = [
-            prog.run_audio(originals[i], Path(f"test{i}")).voice.values
-            for i in tqdm(range(n), desc="program+library", disable=not progress)
-        ]
-        name = "program + train-split library"
-        preds[name] = np.stack(chosen).astype(np.int64)
-        sources[name] = "the same, plus the 32 train voices nearest in latent space"
+        # program at two qualities, its library the database's train split (no test voice
+        # can be retrieved); the index is built beside the database on first use
+        prog_run, db = one_note[0][0], info.header.get("database")
+        library = db if db and Path(db).is_file() else None
+        for quality in ("fast", "good"):
+            name = f"program {quality}" + (" (train-split library)" if library else "")
+            with Programmer(prog_run, library=library, quality=quality, split="train") as prog:
+                chosen = [prog.run_audio(originals[i], Path(f"test{i}")).voice.values
+                          for i in tqdm(range(n), desc=name, disable=not progress)]  # fmt: skip
+            preds[name] = np.stack(chosen).astype(np.int64)
+            where = f", library: the train split of {db}" if library else ""
+            sources[name] = f"{prog_run}, --quality {quality}{where}"
     results = {}
     for name, pred in preds.items():
         if pred is None:

@@ -64,6 +64,9 @@ class SpectralVAE(nn.Module):
     def forward(self, x: torch.Tensor, sample: bool = True) -> dict[str, torch.Tensor]:
         """x (B, notes, H, W) -> dict of mu, logvar, z0, zK (B, D), logdet (B,),
         x_hat (B, notes, H, W), u (B, D). ``sample=False`` takes z0 = mu."""
+        if self.decoder is None:
+            raise ValueError("this model was shipped for inference only (no decoder): it "
+                             "programs, interpolates and generates, but cannot train")
         mu, logvar = self.encoder(x)
         logvar = logvar.clamp(-20.0, 10.0)
         z0 = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu
@@ -141,6 +144,9 @@ def load_model(folder: str | os.PathLike | None = None,
     except (TypeError, KeyError) as e:
         raise ValueError(f"{folder / META}: not a model description ({e})") from None
     state, expected = load_weights(folder), model.state_dict()
+    inference_only = bool(meta.get("inference_only"))
+    if inference_only:  # shipped without the decoder: programming never needs it
+        expected = {k: v for k, v in expected.items() if not k.startswith("decoder.")}
     missing, unknown = expected.keys() - state.keys(), state.keys() - expected.keys()
     wrong = [k for k in expected.keys() & state.keys() if state[k].shape != expected[k].shape]
     if missing or unknown or wrong:
@@ -148,5 +154,7 @@ def load_model(folder: str | os.PathLike | None = None,
         what = "missing" if missing else "unknown" if unknown else "of another shape"
         raise ValueError(f"{folder}: the weights do not fit {META} ({first!r} {what}, "
                          f"{len(missing) + len(unknown) + len(wrong)} tensors differ)")  # fmt: skip
-    model.load_state_dict(state)
+    model.load_state_dict(state, strict=not inference_only)
+    if inference_only:
+        model.decoder = None
     return model.to(device).eval(), meta
