@@ -42,12 +42,18 @@ setup-test-system:
 
 # The main job: a sound in, a DX7 voice out. INPUT=your.wav programs your own sound; without
 # it, two sounds that are not DX7s are made and programmed: a sampled violin (General MIDI
-# soundfont, FluidSynth) and a clarinet (Faust physical model, DawDreamer).
+# soundfont, FluidSynth) and a clarinet (Faust physical model, DawDreamer). With a cartridge
+# library (CARTRIDGES or COMPANION_CARTRIDGES), its preset database is built once and used as
+# program's --library (its retrieval index is built on first use, about 2 min for 27k voices).
+# QUALITY=fast|good|best (default best: about 5 s a sound).
 INPUT ?=
+QUALITY ?= best
+LIBRARY_DB := $(if $(CARTRIDGES),$(DATA)/presets.sqlite)
 demo: setup
 	@mkdir -p $(DATA)/demo
+	$(if $(LIBRARY_DB),@test -f $(LIBRARY_DB) || $(BIN)/companion presets build --cartridges "$(CARTRIDGES)" --db $(LIBRARY_DB))
 	$(if $(INPUT),,$(BIN)/companion sounds gm-violin faust-clarinet --out-dir $(DATA)/demo)
-	$(BIN)/companion program $(if $(INPUT),"$(INPUT)",$(DATA)/demo/gm-violin.wav $(DATA)/demo/faust-clarinet.wav) --out-dir $(DATA)/demo/out --wav --png
+	$(BIN)/companion program $(if $(INPUT),"$(INPUT)",$(DATA)/demo/gm-violin.wav $(DATA)/demo/faust-clarinet.wav) --out-dir $(DATA)/demo/out --wav --png --quality $(QUALITY) $(if $(LIBRARY_DB),--library $(LIBRARY_DB))
 
 # The tests, then every notebook as it is (nbval; only cells marked NBVAL_CHECK_OUTPUT must
 # give their stored output).
@@ -97,7 +103,9 @@ bench: setup
 	@test -f $(DATA)/presets.sqlite || $(BIN)/companion presets build --cartridges "$(CARTRIDGES)" --db $(DATA)/presets.sqlite
 	$(BIN)/python bench/dataset_build.py --db $(DATA)/presets.sqlite --voices 1000 --config paper
 	$(BIN)/python bench/train_throughput.py --configs paper small
+	$(BIN)/python bench/index_build.py --db $(DATA)/presets.sqlite
 	$(BIN)/python bench/program_quality.py --db $(DATA)/presets.sqlite --out $(FIGURES)
+	$(BIN)/python bench/program_memory.py --db $(DATA)/presets.sqlite
 
 clean-data:
 	rm -rf $(DATA) build
