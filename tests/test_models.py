@@ -162,3 +162,22 @@ def test_default_model_loads_encodes_and_decodes(fixture_voices):
         u = torch.from_numpy(rep.encode(voice.values)[None])
         back = model.latent_to_preset(model.preset_to_latent(u)).numpy()
         assert np.array_equal(rep.decode(back, transpose=voice["transpose"])[0], voice.values)
+
+
+def test_a_wheel_carries_the_default_model(tmp_path):
+    """A non-editable install finds the shipped model: the wheel holds every file of it."""
+    import zipfile
+    from pathlib import Path
+
+    from companion.models.vae import default_model_dir
+
+    root = Path(__file__).resolve().parents[1]
+    shipped = sorted(p.name for p in default_model_dir().iterdir() if p.is_file())
+    assert "model.yaml" in shipped and default_model_dir().is_relative_to(root / "companion")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(root), "--no-deps",
+                    "--no-build-isolation", "-q", "-w", str(tmp_path)],
+                   check=True, capture_output=True)  # fmt: skip
+    (wheel,) = tmp_path.glob("companion-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert sorted(n.rsplit("/", 1)[1] for n in names
+                  if n.startswith("companion/models/default/")) == shipped  # fmt: skip
