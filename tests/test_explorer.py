@@ -20,7 +20,7 @@ def test_panels(smoke_run):
     assert first[:4] == b"RIFF" and inferred.image.value[:4] == b"\x89PNG"
     choose.value = voices[-1][1]  # another voice: everything follows
     assert "original: " + voices[-1][1].display_name in original.title.value
-    assert "log-mel distance" in status.value
+    assert status.value.startswith("loss ") and "network alone" in status.value
 
     path = explorer.path_panel(run_dir, voices)
     slider, sound = path.children[1], path.children[2]

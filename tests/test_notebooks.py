@@ -62,9 +62,11 @@ def test_make_reproduce_smoke(cartridges, tmp_path):
     for table in ("main", "notes", "interpolation", "generate", "ood"):
         assert (figures / f"table_{table}.md").exists()
     prog = data / "04_programming"
-    n = len(list(prog.glob("*_program.syx")))
-    assert n >= 3 and "numonly SC" in text["04"] and "numcat++ SC" in text["04"]
-    assert len([p for p in prog.glob("*.wav") if "_vel" not in p.name]) == 5 * n
+    n = len(list(prog.glob("*_program-best.syx")))
+    assert n >= 3 and len(list(prog.glob("*_program-fast.syx"))) == n
+    assert "numonly SC" in text["04"] and "numcat++ SC" in text["04"]
+    assert "program fast SC" in text["04"] and "program best SC" in text["04"]
+    assert len([p for p in prog.glob("*.wav") if "_vel" not in p.name]) == 6 * n  # 6 columns
     assert len(list(prog.glob("*_vel127_six-note.wav"))) == 1
     interp = data / "05_interpolation"
     for k, mode in [(1, "latent"), (1, "naive"), (2, "latent"), (2, "naive")]:
