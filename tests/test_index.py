@@ -12,9 +12,9 @@ import pytest
 from companion import cli
 from companion.data import presets
 from companion.data.render import Renderer
-from companion.matching.index import SUFFIX, Index, index_path
+from companion.matching.index import EMBEDDING, SUFFIX, Index, fit_pca, index_path
 
-SAME = 0.1  # dB RMS: a voice's own render against its stored float16 embedding
+SAME = 0.01  # RMS log10 units (0.1 dB): a voice's own render against its stored coordinates
 
 
 @pytest.fixture(scope="module")
@@ -94,11 +94,56 @@ def test_voices_from_database(built):
 def test_embed_pads_short_audio(built, renders):
     _, index = built
     audio = next(iter(renders.values()))
-    e = index.embed(audio)
-    assert e.shape == (index.embedding.dim,) and e.dtype == np.float32
+    e = index.embedding(audio)
+    assert e.shape == (64 * 173,) == (index.embedding.dim,) and e.dtype == np.float32
+    assert index.embed(audio).shape == (index.components.shape[0],)
     padded = np.zeros_like(audio)
     padded[:40000] = audio[:40000]
     np.testing.assert_allclose(index.embed(audio[:40000]), index.embed(padded), atol=1e-4)
+    assert index.embedding(np.concatenate([audio, audio])).shape == e.shape  # cut to 4 s
+
+
+def _exhaustive(features: dict, audio: np.ndarray) -> list[int]:
+    """Every voice of ``features`` ({id: full-resolution log-mel}) by L2 distance to
+    ``audio``'s, nearest first."""
+    e = EMBEDDING(audio)
+    d = {vid: float(np.sum((f - e) ** 2)) for vid, f in features.items()}
+    return sorted(d, key=lambda vid: (d[vid], vid))
+
+
+def test_top1_is_the_exhaustive_nearest_voice(built, renders):
+    """With fewer voices than components the projection loses nothing: a query's top 1 is the
+    voice an exhaustive search over full-resolution log-mel finds (queries: renders of the
+    voices at another key, so that they are not in the library)."""
+    db, index = built
+    con = sqlite3.connect(db)
+    train = {i for i, s in con.execute("SELECT id, split FROM voices") if s == "train"}
+    con.close()
+    features = {vid: EMBEDDING(a) for vid, a in renders.items() if vid in train}
+    renderer = Renderer()
+    agree = total = 0
+    for _, v in list(presets.load(db))[:30]:
+        query = renderer.render(v, 62, 85)
+        if np.abs(query).max() < 1e-3:
+            continue
+        truth = _exhaustive(features, query)[0]
+        agree += index.query(query, 1, split="train")[0][0] == truth
+        total += 1
+    assert total >= 20 and agree == total
+
+
+def test_pca_of_many_voices_keeps_their_distances():
+    """More voices than components: the subspace iteration finds the directions they span
+    (synthetic features of rank 40 in 500 dimensions, 300 voices, 60 components kept)."""
+    rng = np.random.default_rng(0)
+    features = (rng.standard_normal((300, 40)) @ rng.standard_normal((40, 500))).astype(np.float32)
+    mean, comps = fit_pca(features, k=60, fit=200)
+    assert comps.shape == (60, 500)
+    np.testing.assert_allclose(comps @ comps.T, np.eye(60), atol=1e-4)
+    coords = (features - mean) @ comps.T
+    d_full = np.linalg.norm(features[:50, None] - features[None, :50], axis=-1)
+    d_proj = np.linalg.norm(coords[:50, None] - coords[None, :50], axis=-1)
+    np.testing.assert_allclose(d_proj, d_full, rtol=1e-3, atol=1e-3)
 
 
 def test_written_atomically(built):
@@ -106,7 +151,7 @@ def test_written_atomically(built):
     left = [p.name for p in db.parent.iterdir() if p.name.startswith(".")]
     assert left == []
     reopened = Index.open(db, build=False)
-    np.testing.assert_array_equal(reopened.matrix, index.matrix)
+    np.testing.assert_array_equal(reopened.coords, index.coords)
 
 
 def test_stale_index_is_rebuilt(cartridges, tmp_path, capsys):
@@ -134,7 +179,7 @@ def test_stale_index_is_rebuilt(cartridges, tmp_path, capsys):
     third = Index.open(db, velocity=100)  # another velocity: stale too
     assert "velocity 85 -> 100" in capsys.readouterr().err
     assert third.velocity == 100
-    assert not np.array_equal(third.matrix, second.matrix)
+    assert not np.array_equal(third.coords, second.coords)
 
 
 def test_damaged_index_is_rebuilt(fixture_db, tmp_path, capsys):

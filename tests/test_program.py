@@ -231,13 +231,31 @@ def test_unwritable_output_folder_is_refused_before_any_work(model_dir, sounds, 
                 progress=False)  # fmt: skip
 
 
+# a user's slips: five parameters moved, and ten (the five plus five more)
+MOVES = [
+    lambda v: {"op1_output_level": v["op1_output_level"] - 12},
+    lambda v: {"op1_eg_rate1": min(99, v["op1_eg_rate1"] + 20)},
+    lambda v: {"op2_fine": (v["op2_fine"] + 7) % 100},
+    lambda v: {"feedback": (v["feedback"] + 3) % 8},
+    lambda v: {"op3_eg_level3": max(0, v["op3_eg_level3"] - 25)},
+    lambda v: {"op1_fine": (v["op1_fine"] + 5) % 100},
+    lambda v: {"op2_output_level": max(0, v["op2_output_level"] - 10)},
+    lambda v: {"op1_eg_level2": max(0, v["op1_eg_level2"] - 15)},
+    lambda v: {"op2_eg_rate2": min(99, v["op2_eg_rate2"] + 15)},
+    lambda v: {"op1_eg_rate3": max(0, v["op1_eg_rate3"] - 20)},
+]
+
+
 @pytest.mark.library
-@pytest.mark.xfail(strict=True, reason="target missed (issue 11): from SC 0.42 the search "
-                   "reaches about 0.09-0.37 in 1,800 evaluations, not < 0.05; it makes up for the "
-                   "moved parameters with others instead of undoing them")  # fmt: skip
-def test_best_recovers_a_perturbed_library_voice(library, model_dir, tmp_path):
+@pytest.mark.xfail(strict=True, reason="target missed (issue 16): from SC 0.42 (five moved) or "
+                   "0.49 (ten) best reaches 0.31 / 0.42 at 1,800 evaluations. The moves interact: "
+                   "with the feedback wrong, op2_fine's true value gains 2.5 % and a compensating "
+                   "one more, so the frequencies-first search keeps the wrong one")  # fmt: skip
+@pytest.mark.parametrize("moved", [5, 10])
+def test_best_recovers_a_perturbed_library_voice(library, model_dir, tmp_path, moved):
     """The input is a real voice that the index does not hold; it holds that voice with five
-    parameters moved (a near miss, as a library often has): best finds the voice again."""
+    or ten parameters moved (a near miss, as a library often has): best, at its default
+    budget of evaluations, finds the voice again."""
     from companion.data import presets
     from companion.dx7.sysex import single_voice_message
     from companion.evaluation.metrics import spectral_convergence
@@ -255,18 +273,38 @@ def test_best_recovers_a_perturbed_library_voice(library, model_dir, tmp_path):
         for _, v in presets.load(db)
         if v["op1_output_level"] > 60 and np.abs(renderer.render(v)).max() > 0.1
     )
-    moved = voice.replace(op1_output_level=voice["op1_output_level"] - 12,
-                          op1_eg_rate1=min(99, voice["op1_eg_rate1"] + 20),
-                          op2_fine=(voice["op2_fine"] + 7) % 100,
-                          feedback=(voice["feedback"] + 3) % 8,
-                          op3_eg_level3=max(0, voice["op3_eg_level3"] - 25))  # fmt: skip
-    (carts / "near-miss.syx").write_bytes(single_voice_message(moved))
+    changes = {}
+    for move in MOVES[:moved]:
+        changes |= move(voice)
+    near_miss = voice.replace(**changes)
+    (carts / "near-miss.syx").write_bytes(single_voice_message(near_miss))
     presets.build(carts, db, progress=False)
     vid = next(i for i, v in presets.load(db) if v.params == voice.params)
     target = renderer.render(voice)
-    assert spectral_convergence(target, renderer.render(moved)) > 0.05  # the moves are heard
+    assert spectral_convergence(target, renderer.render(near_miss)) > 0.05  # the moves are heard
     with Programmer(model_dir, library=Index.open(db), quality="best",
                     budget=float("inf")) as prog:  # fmt: skip
         r = prog.run_audio(target, Path("lost"), exclude_ids=[vid])
     assert r.voice.params != voice.params or r.loss == 0
     assert spectral_convergence(target, renderer.render(r.voice)) < 0.05
+
+
+def test_no_answer_is_silent_where_the_input_is_audible(model_dir):
+    """A pluck, a click, a note after 300 ms of silence and notes far from C4, programmed at
+    fast: every answer is audible at the input's note (the loss ranks silence last)."""
+    r = Renderer()
+    pluck = INIT_VOICE.replace(op1_eg_rate2=30, op1_eg_level3=0, op2_output_level=70,
+                               algorithm=0)  # fmt: skip
+    click = np.zeros(4 * SR, np.float32)
+    click[100:140] = 0.8
+    late = np.zeros(4 * SR, np.float32)
+    late[int(0.3 * SR) :] = r.render(pluck)[: 4 * SR - int(0.3 * SR)]
+    inputs = {"pluck": (r.render(pluck), 60), "click": (click, 60), "late": (late, 60),
+              "low": (r.render(pluck, 30, 85), 30),
+              "high": (r.render(pluck, 96, 85), 96)}  # fmt: skip
+    with Programmer(model_dir, quality="fast", budget=float("inf")) as prog:
+        for name, (audio, note) in inputs.items():
+            res = prog.run_audio(audio, Path(name), note=note)
+            out = r.render(res.voice, note, 85)
+            assert np.abs(out).max() > 1e-3, name
+            assert res.loss < float(Target(audio).loss(np.zeros((1, 4 * SR), np.float32))[0])

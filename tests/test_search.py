@@ -62,18 +62,13 @@ def test_loss_rejects_silent_and_misshapen_targets(target):
         Target(target).loss(target[None, :1000])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not reached yet: the greedy search drifts into compensating moves (measured "
-    "SC 2.18 -> 0.28..0.42 in 700 evals, 0.41 -> 0.13 for a milder perturbation)",
-)
 def test_refine_recovers_a_perturbed_voice(target):
     start_sc = spectral_convergence(target, Renderer().render(PERTURBED, 60, 85))
     assert start_sc > 0.3  # the perturbation is heard
-    result = refine(target, [PERTURBED], max_evals=700)
+    result = refine(target, [PERTURBED], max_evals=1800)
     sc = spectral_convergence(target, Renderer().render(result.voice, 60, 85))
     assert sc < 0.05, f"spectral convergence {start_sc:.3f} -> {sc:.3f} in {result.evals} evals"
-    assert result.evals <= 700
+    assert result.evals <= 1800 and result.renders <= result.evals
 
 
 def test_same_result_with_one_and_two_workers(target):
@@ -81,17 +76,31 @@ def test_same_result_with_one_and_two_workers(target):
     results = []
     for processes in (1, 2):
         with Evaluator(processes) as ev:
-            results.append(refine(target, starts, max_evals=90, evaluator=ev, n_starts=2))
+            results.append(refine(target, starts, max_evals=300, evaluator=ev))
     a, b = results
     assert a.voice.params == b.voice.params
     assert a.loss == b.loss and a.evals == b.evals and a.history == b.history
 
 
+def test_evaluator_caches_and_follows_a_new_target(target):
+    other = Renderer().render(INIT_VOICE, 60, 85)
+    voices = np.stack([VOICE.values, PERTURBED.values, VOICE.values]).astype(np.int64)
+    with Evaluator(2) as ev:
+        ev.set_target(target)
+        first = ev(voices)
+        assert first[0] == first[2] == pytest.approx(0.0, abs=1e-6) and first[1] > 0.1
+        assert ev.evals == 3 and ev.renders == 2  # the repeated voice is rendered once
+        ev(voices[:2])
+        assert ev.renders == 2
+        ev.set_target(other)  # the workers see the new target: VOICE is no longer exact
+        second = ev(voices[:1])
+        assert second[0] > 0.1 and ev.renders == 1
+        assert second[0] == pytest.approx(float(Target(other).loss(target[None])[0]), rel=1e-6)
 def test_refine_never_returns_worse_than_its_best_start(target):
     starts = [INIT_VOICE, PERTURBED.replace(op1_coarse=5), PERTURBED]
     renders = np.stack([Renderer().render(v, 60, 85) for v in starts])
     best_start = float(Target(target).loss(renders).min())
-    result = refine(target, starts, max_evals=60, n_starts=2)
+    result = refine(target, starts, max_evals=60)
     losses = [loss for _, loss in result.history]
     assert all(b <= a for a, b in zip(losses, losses[1:]))  # the best loss never rises
     assert result.loss <= best_start and losses[0] == pytest.approx(best_start)
@@ -100,3 +109,47 @@ def test_refine_never_returns_worse_than_its_best_start(target):
     )
     with pytest.raises(ValueError, match="at least one start"):
         refine(target, [], max_evals=10)
+
+
+def test_pruning_undoes_edits_that_do_not_pay(target):
+    """A voice differing from the target in a parameter one note cannot hear (the keyboard
+    scaling below the key) and in one it can: the answer undoes only the audible edit."""
+    start = VOICE.replace(op2_coarse=2, op1_breakpoint=20, op1_left_depth=90)
+    result = refine(target, [start], max_evals=600)
+    assert result.loss < 1e-6 and result.voice["op2_coarse"] == VOICE["op2_coarse"]
+    # the inaudible difference stays as the start has it: one edit, not three
+    assert result.voice["op1_left_depth"] == 90 and result.edits == 1
+
+
+def test_silence_ranks_below_any_audible_candidate():
+    """Plucks, clicks, leading silence and notes far from C4: an all-zero render, or a short
+    blip, scores worse than a wrong but audible voice."""
+    renderer = Renderer()
+    pluck = VOICE.replace(**{f"op{op}_eg_rate2": 30 for op in range(1, 7)},
+                          **{f"op{op}_eg_level3": 0 for op in range(1, 7)})  # fmt: skip
+    sr, n = 22050, 88200
+    t = np.arange(n) / sr
+    click = np.zeros(n, np.float32)
+    click[100:140] = 0.8
+    late = np.zeros(n, np.float32)
+    late[int(0.3 * sr) :] = renderer.render(VOICE, 60, 85)[: n - int(0.3 * sr)]
+    wrong_voice = VOICE.replace(op2_coarse=3, op1_eg_rate2=60)  # a wrong ratio and decay
+    wrong_pluck = pluck.replace(op2_coarse=3)
+    late_click = np.roll(click, 1100) * 0.5  # 50 ms late, 6 dB down
+    cases = {  # target, and an audible but wrong answer with a roughly similar spectrum
+        "pluck": (renderer.render(pluck, 60, 85), renderer.render(wrong_pluck, 60, 85)),
+        "click": (click, late_click),
+        "leading silence": (late, renderer.render(wrong_voice, 60, 85)),
+        "low note": (renderer.render(VOICE, 28, 85), renderer.render(wrong_voice, 28, 85)),
+        "high note": (renderer.render(VOICE, 100, 85), renderer.render(wrong_voice, 100, 85)),
+        "decaying tone": (np.sin(2 * np.pi * 262 * t) * np.exp(-t),
+                          np.sin(2 * np.pi * 524 * t) * np.exp(-2 * t)),
+    }
+    for name, (audio, wrong) in cases.items():
+        audio = np.asarray(audio, np.float32)
+        blip = audio.copy()
+        blip[int(0.25 * sr) :] = 0
+        losses = Target(audio).loss(np.stack([np.zeros_like(audio), blip, wrong]))
+        assert losses[0] > losses[2], (name, losses)
+        if name != "click":  # a click is a blip
+            assert losses[1] > losses[2], (name, losses)

@@ -1,34 +1,27 @@
-"""The retrieval index of a preset database: one render per voice, a compact audio embedding.
+"""The retrieval index of a preset database: every voice's render, as a full-resolution log-mel.
 
 Every unique voice of a database is played once with the Dexed engine at one (note, velocity)
-(default 60 / 85, 4 s as the project renders) over a worker pool on every core; each render
-becomes a small log-mel embedding, stored as float16 beside the database
-(``presets.sqlite`` -> ``presets.index.npz``) with the database's content hash, the note, the
-velocity and the embedding's name and version. Opening an index whose database, note, velocity
-or embedding changed rebuilds it (one line on stderr says so). A query is one matrix-vector
-product against the embeddings held in memory as float32.
+(default 60 / 85, 4 s as the project renders) over a worker pool on every core. Each render
+becomes the log-mel spectrogram the project's retrieval is defined on (``LogMel``: 64 bands,
+STFT 1024 / hop 512, every frame of the 4 s, log10 of the mel power): 11,072 numbers. The
+nearest library voice is the one at the smallest L2 distance between these: the exhaustive
+lookup the matcher is measured against (bench/program_quality.py).
 
-The embedding, chosen by measurement (``bench/index_embedding.py``, figures/table_index.md:
-2,000 train-split voices as the library, 200 test-split voices as queries, all at 60 / 85;
-"best" = the library voice with the lowest spectral convergence + log-STFT MAE, the paper's
-metrics on STFT 1024 / 256): mel magnitudes (STFT 2048 / 1024, 64 bands) averaged over 16
-equal time segments, then in dB floored at -80 dB: 1,024 numbers (2 kB) per voice, Euclidean
-distance. Its top 1 holds the best library voice for 24 % of the queries and its top 16 for
-66.5 % (the best of its top 16 has SC 0.652; the best in the library 0.585). Within the 64 MB
-budget for ~27k voices (<= ~2.4 kB per voice) the variants were within noise of it: averaging
-dB instead of magnitudes 27.5 % / 67 %, a -120 dB floor 22.5 % / 67.5 %, 64 x 8 25.5 % /
-64.5 %, hop 512 25 % / 66.5 %; it is kept because pooling magnitudes before the filterbank
-is the cheapest to compute (the build stays <= 1.3x the bare engine). Fewer bands lost hits
-(32 x 16: 59.5 % in the top 16); 128 bands gained some (128 x 16: 26 % / 72 %) for twice the
-bytes, over the budget as float16. MFCC mean / std were clearly worse (20 % / 46 %) and the
-model's latent no better (mu 26 % / 63.5 %, zK 27.5 % / 64.5 %, and an encoder pass per
-query, 17-24 ms). The full spectrogram the model sees, by L1 (the retrieval baseline of
-figures/table_main.md), did best (32 % / 77.5 %) at 44 kB per voice and 0.6 s per query over
-2,000 voices.
+Held whole for ~27k voices that would be 600 MB (float16), so the index keeps a PCA projection
+of it: the mean, the first ``COMPONENTS`` principal directions (fitted on up to FIT_VOICES
+voices, by subspace iteration on their covariance) and every voice's coordinates, float16,
+beside the database (``presets.sqlite`` -> ``presets.index.npz``) with the database's content
+hash, the note, the velocity and the embedding's name and version. A query is one projection
+and one matrix-vector product; with fewer voices than components nothing is lost (the
+projection spans the library, and distances are exact). Opening an index whose database, note,
+velocity or embedding changed rebuilds it (one line on stderr says so).
 
-``bench/index_build.py`` on the whole library (26,894 voices, 2 processes on this shared
-2-core machine): the build took 1.20x the bare engine on the same voices (14.8 vs 12.3 ms per
-voice), the index file 52.8 MB, one query (embed 4 s of audio, rank every voice) 17.6 ms.
+Chosen by measurement (bench/index_retrieval.py, figures/table_index.md: 600 test-split voices
+as queries against the exhaustive search over the 21,570 train-split voices): the PCA top 1 is
+the exhaustive top 1 for 96 % of queries at 1,536 components (94.8 % at 1,024, 89-91 % with a
+randomised SVD of the same size), and the exhaustive top 1 is always in its top 16; int8
+coordinates lost 2-3 points. For the whole library (26,880 voices) the file is about 117 MB and
+a query about 15 ms.
 """
 
 from __future__ import annotations
@@ -52,74 +45,63 @@ from companion.data.render import Renderer, default_processes, pool_map
 from companion.dx7.voice import Voice
 from companion.io import atomic_path, clean_stale
 
-INDEX_VERSION = 1  # bump when the file layout or the embedding's computation changes
+INDEX_VERSION = 2  # bump when the file layout or the embedding's computation changes
 SUFFIX = ".index.npz"
+COMPONENTS = 1536  # PCA components kept (fewer voices: as many as voices)
+FIT_VOICES = 8000  # voices the PCA is fitted on (a random draw, seeded)
 
 
 @dataclass(frozen=True)
 class LogMel:
-    """A compact log-mel embedding of one render.
+    """The full-resolution log-mel spectrogram retrieval compares.
 
-    |STFT| (Hann, centred) -> mel filterbank (librosa, Slaney) -> mean over ``frames`` equal
-    time segments -> 20 log10, floored at ``floor_db`` -> flattened band-major.
+    |STFT|^2 (Hann, centred, zero-padded) -> mel filterbank (librosa, Slaney) -> log10,
+    floored at ``floor`` -> flattened frame-major: every frame of the render is kept.
 
     Attributes:
         n_mels: mel bands (0 Hz to half the sample rate).
-        frames: time segments the whole render is averaged into.
         n_fft, hop: STFT window and hop, samples at ``sample_rate``.
-        floor_db: magnitudes below this (dB) count as this.
-        pool: "mag" averages magnitudes then takes dB; "db" averages dB values.
+        floor: mel power below this counts as this (1e-8: 80 dB below a unit sine).
+        n_samples: the length every input is cut or zero-padded to (4 s, as renders are).
     """
 
     n_mels: int = 64
-    frames: int = 16
-    n_fft: int = 2048
-    hop: int = 1024
-    floor_db: float = -80.0
-    pool: str = "mag"
+    n_fft: int = 1024
+    hop: int = 512
+    floor: float = 1e-8
     sample_rate: int = 22050
+    n_samples: int = 88200
 
     @property
     def name(self) -> str:
-        """e.g. ``logmel64x16``, with every field that differs from the defaults appended."""
-        rest = [f"{f.name}{getattr(self, f.name)}" for f in dataclasses.fields(self)
-                if f.name not in ("n_mels", "frames")
-                and getattr(self, f.name) != f.default]  # fmt: skip
-        return "-".join([f"logmel{self.n_mels}x{self.frames}", *rest])
+        return f"logmel{self.n_mels}-stft{self.n_fft}-hop{self.hop}"
+
+    @property
+    def frames(self) -> int:
+        return 1 + self.n_samples // self.hop
 
     @property
     def dim(self) -> int:
         return self.n_mels * self.frames
 
-    def magnitude(self, audio: np.ndarray) -> np.ndarray:
-        """(T,) float32 -> (n_fft // 2 + 1, frames) |STFT|."""
+    def __call__(self, audio: np.ndarray) -> np.ndarray:
+        """(T,) or (B, T) float32 audio at ``sample_rate`` -> (dim,) or (B, dim) float32;
+        audio of another length is cut or zero-padded to ``n_samples`` first."""
+        audio = np.asarray(audio, np.float32)
+        if audio.shape[-1] != self.n_samples:
+            fixed = np.zeros((*audio.shape[:-1], self.n_samples), np.float32)
+            m = min(self.n_samples, audio.shape[-1])
+            fixed[..., :m] = audio[..., :m]
+            audio = fixed
         # torch's CPU STFT is 5x faster than librosa's here; its complex abs is not
         # vectorised, numpy's is (see companion/data/audio.py).
-        spec = torch.stft(torch.from_numpy(np.ascontiguousarray(audio, np.float32)), self.n_fft,
-                          self.hop, window=_hann(self.n_fft), center=True, pad_mode="constant",
-                          return_complex=True)  # fmt: skip
-        return np.abs(spec.numpy())
-
-    def from_magnitude(self, mag: np.ndarray) -> np.ndarray:
-        """(n_fft // 2 + 1, frames) |STFT| -> (dim,) float32 embedding."""
-        filters = _filters(self.sample_rate, self.n_fft, self.n_mels)
-        pool = _pooling(mag.shape[1], self.frames)
-        floor = 10.0 ** (self.floor_db / 20.0)
-        if self.pool == "mag":
-            # the mel filterbank and the time average are both linear: averaging first makes
-            # the filterbank product 10x smaller, with the same result
-            out = 20.0 * np.log10(np.maximum(filters @ (mag @ pool), floor))
-        else:
-            out = (20.0 * np.log10(np.maximum(filters @ mag, floor))) @ pool
-        return out.astype(np.float32).ravel()
-
-    def __call__(self, audio: np.ndarray) -> np.ndarray:
-        """(T,) or (B, T) float32 audio at ``sample_rate`` -> (dim,) or (B, dim) float32."""
-        audio = np.asarray(audio, np.float32)
-        if audio.ndim == 2:
-            return np.stack([self(a) for a in audio]) if len(audio) else np.zeros(
-                (0, self.dim), np.float32)  # fmt: skip
-        return self.from_magnitude(self.magnitude(audio))
+        spec = torch.stft(torch.from_numpy(np.ascontiguousarray(audio)), self.n_fft, self.hop,
+                          window=_hann(self.n_fft), center=True, pad_mode="constant",
+                          return_complex=True).numpy()  # fmt: skip
+        power = np.square(np.abs(spec))
+        mel = _filters(self.sample_rate, self.n_fft, self.n_mels) @ power  # (..., mels, frames)
+        out = np.log10(np.maximum(mel, self.floor)).astype(np.float32)
+        return np.swapaxes(out, -1, -2).reshape(*audio.shape[:-1], self.dim)
 
 
 _CACHE: dict = {}
@@ -129,19 +111,6 @@ def _hann(n: int) -> torch.Tensor:
     return _CACHE.setdefault(("hann", n), torch.hann_window(n))
 
 
-def _pooling(n: int, frames: int) -> np.ndarray:
-    """(n, frames) matrix averaging n STFT frames into ``frames`` equal segments (a BLAS
-    product: 10x faster than np.add.reduceat along the frame axis)."""
-    key = ("pool", n, frames)
-    if key not in _CACHE:
-        edges = np.linspace(0, n, frames + 1).round().astype(int)
-        pool = np.zeros((n, frames), np.float32)
-        for j in range(frames):
-            pool[edges[j] : edges[j + 1], j] = 1.0 / (edges[j + 1] - edges[j])
-        _CACHE[key] = pool
-    return _CACHE[key]
-
-
 def _filters(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
     key = ("mel", sr, n_fft, n_mels)
     if key not in _CACHE:
@@ -149,7 +118,49 @@ def _filters(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
     return _CACHE[key]
 
 
-EMBEDDING = LogMel()  # the measured choice (see the module docstring)
+EMBEDDING = LogMel()  # the definition of retrieval's distance (see the module docstring)
+
+
+def fit_pca(features: np.ndarray, k: int = COMPONENTS, fit: int = FIT_VOICES,
+            seed: int = 0) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The mean and the first principal directions of a set of embeddings.
+
+    With fewer voices than ``k`` + 1, every direction they span (an exact SVD): distances in
+    the projection are the full distances. Otherwise a subspace iteration (3 rounds, 256 extra
+    directions) on the covariance of ``fit`` voices drawn at random: measured as good as an
+    exact eigendecomposition on this data (top-1 agreement 96.3 vs 96.2 %) in 20 s instead of
+    150 s; torch.svd_lowrank of the same size lost 5 points.
+
+    Args:
+        features: (N, D) float16 or float32.
+
+    Returns:
+        mean (D,) float32 and components (K, D) float32 (orthonormal rows), K <= k.
+    """
+    n = len(features)
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(n, fit, replace=False)) if n > fit else np.arange(n)
+    mean = features.astype(np.float32).mean(0) if n <= fit else _chunked_mean(features)
+    x = torch.from_numpy(features[rows].astype(np.float32) - mean)
+    if n <= k + 1:
+        _, sv, vh = torch.linalg.svd(x, full_matrices=False)
+        keep = sv > sv.max() * 1e-6 if len(sv) else sv > 0
+        return mean, vh[keep].numpy()
+    cov = x.T @ x
+    gen = torch.Generator().manual_seed(seed)
+    basis = torch.randn(cov.shape[0], min(k + 256, cov.shape[0]), generator=gen)
+    for _ in range(3):
+        basis, _ = torch.linalg.qr(cov @ basis)
+    _, u = torch.linalg.eigh(basis.T @ cov @ basis)
+    comps = (basis @ u).T.flip(0)[:k]  # largest eigenvalues first
+    return mean, comps.contiguous().numpy()
+
+
+def _chunked_mean(features: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    total = np.zeros(features.shape[1], np.float64)
+    for i in range(0, len(features), chunk):
+        total += features[i : i + chunk].astype(np.float64).sum(0)
+    return (total / len(features)).astype(np.float32)
 
 
 def database_hash(db: str | os.PathLike) -> str:
@@ -223,7 +234,7 @@ class _Worker:
 
 def _embed_chunk(ctx: tuple, voices: list[Voice]) -> np.ndarray:
     renderer, embedding, note, velocity = ctx
-    out = np.empty((len(voices), embedding.dim), np.float32)
+    out = np.empty((len(voices), embedding.dim), np.float16)  # half the memory, 3 digits
     for i, v in enumerate(voices):
         out[i] = embedding(renderer.render(v, note, velocity))
     return out
@@ -235,21 +246,24 @@ def embed_voices(voices: list[Voice], note: int = 60, velocity: int = 85,
     """Render every voice once and embed it, over a worker pool.
 
     Returns:
-        (len(voices), embedding.dim) float32.
+        (len(voices), embedding.dim) float16.
     """
     jobs = [voices[i : i + chunk] for i in range(0, len(voices), chunk)]
     worker = _Worker(AudioConfig(), embedding, note, velocity)
     parts = list(pool_map(_embed_chunk, jobs, worker, processes, total=len(voices),
                           desc="index", progress=progress))  # fmt: skip
-    return np.concatenate(parts) if parts else np.zeros((0, embedding.dim), np.float32)
+    return np.concatenate(parts) if parts else np.zeros((0, embedding.dim), np.float16)
 
 
 class Index:
-    """Embeddings of every voice of a database, for nearest-neighbour queries by audio.
+    """Every voice of a database as PCA coordinates of its render's log-mel, for
+    nearest-neighbour queries by audio.
 
     Attributes:
         db: the database. path: the index file. note, velocity: how every voice was played.
         ids: (N,) int64 database ids. splits: (N,) str. meta: what the file records.
+        mean: (D,) float32 and components: (K, D) float32, the projection.
+        coords: (N, K) float32, every voice's coordinates (float16 on disk).
     """
 
     def __init__(self, db: Path, path: Path, data: dict, embedding: LogMel = EMBEDDING):
@@ -258,14 +272,12 @@ class Index:
         self.note, self.velocity = self.meta["note"], self.meta["velocity"]
         self.ids = data["ids"].astype(np.int64)
         self.splits = np.asarray(presets.SPLITS)[data["splits"]]
+        self.mean = data["mean"].astype(np.float32)
         # float16 on disk (half the bytes), float32 in memory: numpy's float16 products do not
         # use BLAS and are ~50x slower.
-        self.matrix = data["embeddings"].astype(np.float32)
-        # centred, so that |a|^2 + |b|^2 - 2 a.b below does not lose float32 digits to the
-        # large common offset of dB values
-        self.center = self.matrix.mean(0) if len(self.matrix) else 0.0
-        self.matrix -= self.center
-        self.sq_norms = np.einsum("ij,ij->i", self.matrix, self.matrix)
+        self.components = data["components"].astype(np.float32)
+        self.coords = data["coords"].astype(np.float32)
+        self.sq_norms = np.einsum("ij,ij->i", self.coords, self.coords)
         self._split_masks = {s: self.splits == s for s in presets.SPLITS}
 
     def __len__(self) -> int:
@@ -331,16 +343,9 @@ class Index:
         return cls(db, path, build_index(db, path, wanted, progress, processes))
 
     def embed(self, audio: np.ndarray) -> np.ndarray:
-        """(T,) float32 audio at 22 050 Hz -> (D,) float32; cut or zero-padded to the
-        project's 4 s first, so that time segments line up with the library's renders."""
-        n = AudioConfig().n_samples
-        audio = np.asarray(audio, np.float32)
-        if audio.shape[-1] != n:
-            fixed = np.zeros((*audio.shape[:-1], n), np.float32)
-            m = min(n, audio.shape[-1])
-            fixed[..., :m] = audio[..., :m]
-            audio = fixed
-        return self.embedding(audio)
+        """(T,) float32 audio at 22 050 Hz -> (K,) float32 coordinates (cut or zero-padded
+        to the project's 4 s first, so that frames line up with the library's renders)."""
+        return self.components @ (self.embedding(audio) - self.mean)
 
     def query(self, audio: np.ndarray, k: int = 16, split: str | None = None,
               exclude_ids=()) -> list[tuple[int, float]]:  # fmt: skip
@@ -352,18 +357,19 @@ class Index:
             exclude_ids: database ids never returned.
 
         Returns:
-            [(database id, distance)], distance = RMS difference of the embeddings, dB.
+            [(database id, distance)], distance = RMS difference of the log10 mel values
+            (within the projection).
         """
         return self.query_embedding(self.embed(audio), k, split, exclude_ids)
 
     def query_embedding(self, e: np.ndarray, k: int = 16, split: str | None = None,
                         exclude_ids=()) -> list[tuple[int, float]]:  # fmt: skip
-        """``query`` for an embedding (D,) already computed."""
+        """``query`` for coordinates (K,) already computed by ``embed``."""
         if split is not None and split not in presets.SPLITS:
             raise ValueError(f"unknown split {split!r}; choose one of {', '.join(presets.SPLITS)}")
-        e = np.asarray(e, np.float32) - self.center
+        e = np.asarray(e, np.float32)
         # ||a - b||^2 = |a|^2 + |b|^2 - 2 a.b: one BLAS product for the whole library
-        d2 = self.sq_norms - 2.0 * (self.matrix @ e) + float(e @ e)
+        d2 = self.sq_norms - 2.0 * (self.coords @ e) + float(e @ e)
         allowed = np.ones(len(self), bool) if split is None else self._split_masks[split].copy()
         if len(exclude_ids):
             allowed &= ~np.isin(self.ids, np.asarray(list(exclude_ids), np.int64))
@@ -386,8 +392,8 @@ def build_index(db: Path, path: Path, meta: dict, progress: bool = False,
     """Render and embed every voice of ``db``, write the index to ``path`` atomically.
 
     Returns:
-        The arrays written: embeddings (N, D) float16, ids (N,) int64, splits (N,) uint8
-        (index into presets.SPLITS), meta (JSON text).
+        The arrays written: mean (D,) float32, components (K, D) float16, coords (N, K)
+        float16, ids (N,) int64, splits (N,) uint8 (index into presets.SPLITS), meta (JSON).
     """
     con = presets.connect(db)
     rows = con.execute("SELECT id, split FROM voices ORDER BY id").fetchall()
@@ -396,12 +402,19 @@ def build_index(db: Path, path: Path, meta: dict, progress: bool = False,
     if not voices:
         raise ValueError(f"{db}: no voices to index")
     start = time.perf_counter()
-    emb = embed_voices(voices, meta["note"], meta["velocity"], EMBEDDING,
-                       processes or default_processes(), progress)  # fmt: skip
+    features = embed_voices(voices, meta["note"], meta["velocity"], EMBEDDING,
+                            processes or default_processes(), progress)  # fmt: skip
+    mean, comps = fit_pca(features)
+    comps = comps.astype(np.float16).astype(np.float32)  # as stored: queries project with these
+    coords = np.concatenate([(features[i : i + 4096].astype(np.float32) - mean) @ comps.T
+                             for i in range(0, len(features), 4096)])  # fmt: skip
+    del features
     meta = {**meta, "voices": len(voices), "build_s": round(time.perf_counter() - start, 2),
-            "dim": EMBEDDING.dim}  # fmt: skip
+            "dim": EMBEDDING.dim, "components": len(comps)}  # fmt: skip
     data = {
-        "embeddings": emb.astype(np.float16),
+        "mean": mean,
+        "components": comps.astype(np.float16),
+        "coords": coords.astype(np.float16),
         "ids": np.array([r[0] for r in rows], np.int64),
         "splits": np.array([presets.SPLITS.index(r[1]) for r in rows], np.uint8),
         "meta": np.array(json.dumps(meta)),

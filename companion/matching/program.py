@@ -4,21 +4,23 @@ For every input (any format soundfile reads, heard as 4 s of mono 22 050 Hz):
 
 1. the note it plays: given, or estimated from its pitch (``note="auto"``; 60 without one);
 2. candidates: the network's answer, voices decoded from points sampled around its latent
-   point, and, with a library, the library voices whose renders are nearest to the input
-   (companion.matching.index: the train split only when evaluating on the test split);
+   point, and, with a library, the library voices whose renders are nearest to the input by
+   full-resolution log-mel distance (companion.matching.index: the train split only when
+   evaluating on the test split);
 3. every candidate rendered with the Dexed engine at the input's note and velocity over a pool
    of worker processes and ranked by companion.matching.loss (spectral convergence and
-   log-magnitude at two STFT sizes plus log-mel);
-4. refinement (``good`` and ``best``): a structured search over the best few candidates'
-   parameters with the engine in the loop (companion.matching.search), under a budget of
-   evaluations and seconds;
-5. tuning, of the best candidate (before the search, which starts from it) and of the
-   search's result: when a voice's pitch is more than 20 cents off the input's, it is retuned,
+   log-magnitude at two STFT sizes, log-mel, and a guard that ranks silence last);
+4. refinement: the DX7-structured search from the best candidates with the engine in the loop
+   (companion.matching.search), under the quality's budget of evaluations and seconds;
+5. tuning of the result: when its pitch is more than 20 cents off the input's, it is retuned,
    and the retuned voice is kept only if its pitch is closer and the loss no higher.
 
+An answer is never silent where the input is audible: the loss ranks silence last, and a
+silent result would give way to the best audible candidate.
+
 The quality levels trade time for match (seconds per sound on a 2-core machine, measured by
-bench/program_quality.py): ``fast`` stops after ranking the candidates, ``good`` (the default)
-refines within about 2.5 s, ``best`` within about 5 s.
+bench/program_quality.py): ``fast`` about 1 s, ``good`` (the default) about 2.5 s, ``best``
+about 5 s.
 """
 
 from __future__ import annotations
@@ -36,14 +38,16 @@ from companion.data.audio import AudioError, MelSpectrogram, load_audio
 from companion.data.pitch import cents, estimate_pitch
 from companion.data.render import Renderer
 from companion.dx7.params import representation
-from companion.dx7.voice import Voice
+from companion.dx7.voice import Voice, param_index
+from companion.matching.evaluator import Evaluator
 from companion.matching.loss import Target
 from companion.matching.outputs import output_names, write_outputs
-from companion.matching.search import Evaluator, refine
+from companion.matching.search import refine
 from companion.matching.tuning import TUNE_CENTS, note_of, retune
 from companion.models.vae import load_model
 
 LATENT_SPREAD = 0.5  # std of the candidates sampled around the network's latent point
+AUDIBLE = 1e-3  # peak amplitude below which an answer counts as silent (-60 dBFS)
 
 
 @dataclass(frozen=True)
@@ -53,22 +57,20 @@ class Quality:
     Attributes:
         latent: candidates sampled around the network's latent point (besides its answer).
         retrieval: library voices nearest to the input joined to the candidates.
-        starts: best candidates the search starts from (0: no search).
         evals: most engine evaluations in all (candidates included).
         seconds: time budget of one input, s (the search stops between batches).
     """
 
     latent: int
     retrieval: int
-    starts: int
     evals: int
     seconds: float
 
 
 QUALITIES = {
-    "fast": Quality(latent=31, retrieval=32, starts=0, evals=0, seconds=1.0),
-    "good": Quality(latent=31, retrieval=32, starts=3, evals=700, seconds=2.3),
-    "best": Quality(latent=31, retrieval=48, starts=4, evals=1800, seconds=4.7),
+    "fast": Quality(latent=7, retrieval=16, evals=350, seconds=0.9),
+    "good": Quality(latent=7, retrieval=16, evals=900, seconds=2.3),
+    "best": Quality(latent=7, retrieval=16, evals=1800, seconds=4.7),
 }
 DEFAULT_QUALITY = "good"
 
@@ -181,6 +183,7 @@ class Programmer:
             library = os.environ["COMPANION_LIBRARY"]
         self.index = open_library(library)
         self._evaluator: Evaluator | None = None
+        self.search_options: dict = {}  # refine's design options (bench/program_quality.py)
 
     # -- resources -----------------------------------------------------------------------
     @property
@@ -191,8 +194,8 @@ class Programmer:
         return self._evaluator
 
     def warm_up(self) -> None:
-        """Start the pool, load the search's optimiser and make every first call now, so
-        that the first input's time budget is not spent on them (about 1.5 s here)."""
+        """Start the pool and make every first call now, so that the first input's time
+        budget is not spent on them (about 1.5 s here)."""
         from companion.dx7.voice import INIT_VOICE
 
         audio = self.renderer.render(INIT_VOICE)
@@ -201,10 +204,11 @@ class Programmer:
         if self.network_only:
             return
         # one batch through every worker: their imports and first engine calls happen here
+        # (distinct voices: the evaluator renders a repeated voice once)
         self.evaluator.set_target(audio)
-        self.evaluator(np.tile(INIT_VOICE.values.astype(np.int64), (8, 1)))
-        if self.quality.starts:
-            import nevergrad  # noqa: F401  (about 1 s the first time)
+        warm = np.tile(INIT_VOICE.values.astype(np.int64), (4 * self.evaluator.processes, 1))
+        warm[:, param_index("output_level", 1)] = np.linspace(60, 99, len(warm)).astype(int)
+        self.evaluator(warm)
 
     def close(self) -> None:
         if self._evaluator is not None:
@@ -285,39 +289,44 @@ class Programmer:
             note = note_of(f_in)
         result = Result(path, note=int(note), velocity=int(velocity))
         voices = self.propose(audio, voice_name(path.stem), exclude_ids)
-        values = np.stack([v.values for v in voices]).astype(np.int64)
         target = Target(audio, self.cfg.sample_rate)
         if len(voices) == 1:  # the network alone: one render here, no pool
             render = self.renderer.render(voices[0], result.note, result.velocity)
-            losses = target.loss(render[None])
+            voice, loss = voices[0], float(target.loss(render[None])[0])
+            result.network_loss = result.candidate_loss = loss
             result.evals = 1
         else:
-            self.evaluator.set_target(audio, result.note, result.velocity)
-            losses = self.evaluator(values)
-            result.evals = len(values)
-        best = int(np.argmin(losses))
-        result.network_loss, result.candidate_loss = float(losses[0]), float(losses[best])
-        # the best candidate, tuned: what fast returns, and the first start of a search
-        voice, loss, rendered, err = self._tune(target, voices[best], float(losses[best]), f_in,
-                                                result, tune)  # fmt: skip
-        q = self.quality
-        if q.starts and q.evals > result.evals and not self.network_only:
             left = self.budget - (time.perf_counter() - t0)
-            others = [voices[i] for i in np.argsort(losses, kind="stable") if i != best]
-            starts = [voice, *others[: q.starts - 1]]
-            found = refine(audio, starts, result.note, result.velocity,
-                           max_evals=q.evals - result.evals + len(starts),
+            found = refine(audio, voices, result.note, result.velocity,
+                           max_evals=self.quality.evals,
                            budget_s=None if not np.isfinite(left) else max(left, 0.0),
-                           evaluator=self.evaluator, n_starts=len(starts),
-                           seed=self.seed)  # fmt: skip
-            result.evals += found.evals  # its starts are rendered again, and counted
-            if found.loss < loss:
-                voice, loss, rendered, err = self._tune(target, found.voice, float(found.loss),
-                                                        f_in, result, tune)  # fmt: skip
+                           evaluator=self.evaluator, seed=self.seed,
+                           **self.search_options)  # fmt: skip
+            voice, loss, result.evals = found.voice, found.loss, found.evals
+            result.network_loss = float(found.start_losses[0])
+            result.candidate_loss = float(found.start_losses.min())
+        voice, loss, rendered, err = self._tune(target, voice, loss, f_in, result, tune)
+        if np.abs(rendered).max() < AUDIBLE and len(voices) > 1:  # never a silent answer
+            voice, loss, rendered = self._audible(target, voices, found.start_losses, result)
+            err = cents(estimate_pitch(rendered, self.cfg.sample_rate), f_in)
         result.voice, result.loss, result.pitch_error_cents = voice, loss, err
         result.audio, result.render = audio, rendered
         result.seconds = time.perf_counter() - t0
         return result
+
+    def _audible(self, target: Target, voices: list[Voice], losses: np.ndarray,
+                 result: Result) -> tuple[Voice, float, np.ndarray]:  # fmt: skip
+        """The best candidate whose render is audible (INIT VOICE if none is)."""
+        from companion.dx7.voice import INIT_VOICE
+
+        for k in np.argsort(losses, kind="stable"):
+            rendered = self.renderer.render(voices[k], result.note, result.velocity)
+            result.evals += 1
+            if np.abs(rendered).max() >= AUDIBLE:
+                return voices[k], float(losses[k]), rendered
+        voice = Voice.from_values(INIT_VOICE.values, voices[0].name)
+        rendered = self.renderer.render(voice, result.note, result.velocity)
+        return voice, float(target.loss(rendered[None])[0]), rendered
 
     def _tune(self, target: Target, voice: Voice, loss: float, f_in: float, result: Result,
               tune: bool) -> tuple[Voice, float, np.ndarray, float]:  # fmt: skip
