@@ -104,10 +104,19 @@ class Train:
 
     def nearest(self, audio: np.ndarray, k: int) -> list[Voice]:
         """The k train voices nearest by exhaustive full-resolution log-mel L2, best first."""
-        e = EMBEDDING(audio)
-        d2 = self.sq - 2.0 * (self.features @ e)
-        top = np.argsort(d2, kind="stable")[:k]
-        return [self.voices[i] for i in top]
+        return [self.voices[i] for i in self.nearest_rows(EMBEDDING(audio)[None], k)[0]]
+
+    def nearest_rows(self, queries: np.ndarray, k: int) -> np.ndarray:
+        """(Q, k) rows of the nearest train voices to (Q, D) log-mel features: every distance
+        by one product (|a|^2 - 2 a.b), then the best 4k again as plain differences, since
+        the product loses float32 digits between near-twins."""
+        d2 = self.sq[None] - 2.0 * (queries @ self.features.T)
+        short = np.argsort(d2, axis=1, kind="stable")[:, : 4 * k]
+        out = np.empty((len(queries), k), np.int64)
+        for q, rows in enumerate(short):
+            exact = np.square(self.features[rows] - queries[q]).sum(1)
+            out[q] = rows[np.lexsort((rows, exact))[:k]]
+        return out
 
     def distance(self, values: np.ndarray) -> int:
         """Learnable parameters in which a voice differs from its nearest train voice."""
@@ -174,7 +183,11 @@ def summary(df: pd.DataFrame, loads: dict) -> pd.DataFrame:
         "evaluations": g["evals"].mean(), "s / sound": g["seconds"].mean(), "sounds": g.size(),
     }).reset_index()  # fmt: skip
     out["load s"] = out["method"].map(loads).fillna(0.0)
-    return out
+    # rows: each set, overall first and then bucket by bucket, methods in the order run
+    rank = {b: k for k, b in enumerate(["all", *(b for _, _, b in BUCKETS)])}
+    sets = {s: k for k, s in enumerate(dict.fromkeys(out["set"]))}
+    key = out["set"].map(sets) * 10 + out["bucket"].map(rank)
+    return out.iloc[np.argsort(key.to_numpy(), kind="stable")].reset_index(drop=True)
 
 
 def ratio_ci(df: pd.DataFrame, where: str, row: str, base: str, col: str,

@@ -248,9 +248,10 @@ MOVES = [
 
 @pytest.mark.library
 @pytest.mark.xfail(strict=True, reason="target missed (issue 16): from SC 0.42 (five moved) or "
-                   "0.49 (ten) best reaches 0.31 / 0.42 at 1,800 evaluations. The moves interact: "
-                   "with the feedback wrong, op2_fine's true value gains 2.5 % and a compensating "
-                   "one more, so the frequencies-first search keeps the wrong one")  # fmt: skip
+                   "0.49 (ten) best stops near 0.3 / 0.4 at its default budget. The moves "
+                   "interact: with the feedback wrong, op2_fine's true value gains 2.5 % and a "
+                   "compensating one more, so the frequencies-first search keeps the wrong "
+                   "one")  # fmt: skip
 @pytest.mark.parametrize("moved", [5, 10])
 def test_best_recovers_a_perturbed_library_voice(library, model_dir, tmp_path, moved):
     """The input is a real voice that the index does not hold; it holds that voice with five

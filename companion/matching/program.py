@@ -70,7 +70,7 @@ class Quality:
 QUALITIES = {
     "fast": Quality(latent=7, retrieval=16, evals=350, seconds=0.9),
     "good": Quality(latent=7, retrieval=16, evals=900, seconds=2.3),
-    "best": Quality(latent=7, retrieval=16, evals=1800, seconds=4.7),
+    "best": Quality(latent=7, retrieval=16, evals=3000, seconds=4.7),
 }
 DEFAULT_QUALITY = "good"
 
