@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from program_quality import OTHER_KEYS
 
 from companion.data import presets
 from companion.data.render import Renderer
@@ -31,7 +32,6 @@ from companion.matching.evaluator import Evaluator
 from companion.matching.index import Index
 from companion.matching.search import refine
 
-OTHER_KEYS = ((36, 85), (48, 85), (72, 85), (84, 85), (60, 40), (60, 127))
 # name: (refine options, loss options)
 DESIGNS = {
     "default": ({}, {}),

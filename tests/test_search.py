@@ -8,8 +8,9 @@ import pytest
 from companion.data.render import Renderer
 from companion.dx7.voice import INIT_VOICE, Voice
 from companion.evaluation.metrics import spectral_convergence
+from companion.matching.evaluator import Evaluator
 from companion.matching.loss import Target
-from companion.matching.search import Evaluator, refine
+from companion.matching.search import refine
 
 
 def programmed_voice() -> Voice:

@@ -12,22 +12,14 @@ is computed row by row, so the losses of a batch are the same for any number of 
 
 from __future__ import annotations
 
-import multiprocessing as mp
-import sys
-
 import numpy as np
 
 from companion.config import AudioConfig
-from companion.data.render import Renderer, default_processes
+from companion.data.render import Renderer, _context, default_processes
 from companion.dx7.voice import N_PARAMS, Voice
 from companion.matching.loss import Target
 
 CHUNK = 4  # voices per job: fixed, so that batches split the same way for any worker count
-
-
-def _context():
-    # as companion.data.render: fork starts a worker in milliseconds; spawn elsewhere
-    return mp.get_context("fork" if sys.platform == "linux" else "spawn")
 
 
 _worker: dict = {}

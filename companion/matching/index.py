@@ -145,7 +145,7 @@ def fit_pca(features: np.ndarray, k: int = COMPONENTS, fit: int = FIT_VOICES,
     n = len(features)
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(n, fit, replace=False)) if n > fit else np.arange(n)
-    mean = features.astype(np.float32).mean(0) if n <= fit else _chunked_mean(features)
+    mean = _chunked_mean(features)
     x = torch.from_numpy(features[rows].astype(np.float32) - mean)
     if n <= k + 1:
         _, sv, vh = torch.linalg.svd(x, full_matrices=False)

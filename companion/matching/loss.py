@@ -54,6 +54,10 @@ N_MFCC = 13
 MEL_BANDS = 128
 MEL_RANGE_DB = 80.0  # as librosa.power_to_db(top_db=80), which its MFCCs use
 SILENT_NORM = 1e-3  # ||S||_F below this: a silent target, nothing to match
+# (MEL_BANDS, N_MFCC): mel dB -> MFCCs, the orthonormal DCT-II librosa's MFCCs use
+_DCT = scipy.fft.dct(np.eye(MEL_BANDS), type=2, norm="ortho", axis=0)[:, :N_MFCC].astype(
+    np.float32
+)
 QUIET_RANGE_DB = 40.0  # target frames within this of its loudest frame are watched
 QUIET_MARGIN_DB = 20.0  # a candidate may fall this far below the target there at no cost
 QUIET_WEIGHT = 10.0  # silence then costs about 10 x (80 - 20) / 20 = 30, far above any match
@@ -88,8 +92,6 @@ class Target:
         self.sr, self.n_samples, self.sizes = sr, len(audio), tuple(sizes)
         self.log_weight, self.mel_weight = float(log_weight), float(mel_weight)
         self.mfcc_weight = float(mfcc_weight)
-        self.dct = scipy.fft.dct(np.eye(MEL_BANDS, dtype=np.float32), type=2, norm="ortho",
-                                 axis=0)[:, :N_MFCC].astype(np.float32)  # fmt: skip
         self.windows = {n: np.hanning(n + 1)[:-1].astype(np.float32) for n in self.sizes}
         self.mel_n = max(self.sizes)
         self.mel_fb = librosa.filters.mel(sr=sr, n_fft=self.mel_n, n_mels=MEL_BANDS).astype(
@@ -105,7 +107,7 @@ class Target:
         self.mel_db = self._mel_db(self.spec[self.mel_n][None])[0]
         self.mel_floor = float(self.mel_db.max() - MEL_RANGE_DB)
         self.mel_db = np.maximum(self.mel_db, self.mel_floor)
-        self.mfcc = self.mel_db @ self.dct
+        self.mfcc = self.mel_db @ _DCT
         energy = self._energy_db(self.spec[self.mel_n][None])[0]
         self.loud = energy >= energy.max() - QUIET_RANGE_DB  # (frames,) bool
         self.energy_db = energy[self.loud]
@@ -155,7 +157,7 @@ class Target:
             if n == self.mel_n and self.mel_weight:
                 mel = np.maximum(self._mel_db(s), self.mel_floor)
                 out["mel"] = float(np.abs(mel - self.mel_db).mean()) / 20.0
-                out["mfcc"] = float(np.abs(mel[0] @ self.dct - self.mfcc).mean()) / 20.0
+                out["mfcc"] = float(np.abs(mel[0] @ _DCT - self.mfcc).mean()) / 20.0
             if n == self.mel_n:
                 energy = np.maximum(self._energy_db(s)[0, self.loud], self.energy_floor)
                 below = self.energy_db - energy - QUIET_MARGIN_DB

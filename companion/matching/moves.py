@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from dexed import algorithms
 
-from companion.dx7.params import audible_operators
+from companion.dx7.params import KEY_DEPENDENT, VELOCITY_DEPENDENT, audible_operators
 from companion.dx7.voice import N_PARAMS, PARAM_MAX, PARAM_NAMES, param_index
 
 # Dexed's env.cc: levels below 20 go through this table, 20..99 become 28 + level.
@@ -62,8 +62,7 @@ def choices(index: int, current: int) -> np.ndarray:
 
 
 # parameters a single note cannot tell apart from others: left as the start has them
-_NOT_SEARCHED = {"breakpoint", "left_depth", "right_depth", "left_curve", "right_curve",
-                 "rate_scaling", "key_vel_sens"}  # fmt: skip
+NOT_SEARCHED = KEY_DEPENDENT | VELOCITY_DEPENDENT
 _FREQ = ("coarse", "fine", "detune", "osc_mode")
 _LEVEL_ENV = ("output_level", "eg_rate1", "eg_rate2", "eg_rate3", "eg_rate4", "eg_level1",
               "eg_level2", "eg_level3", "eg_level4")  # fmt: skip
@@ -71,7 +70,7 @@ _GLOBAL = ("algorithm", "feedback", "osc_key_sync", "pitch_eg_rate1", "pitch_eg_
            "pitch_eg_rate3", "pitch_eg_rate4", "pitch_eg_level1", "pitch_eg_level2",
            "pitch_eg_level3", "pitch_eg_level4")  # fmt: skip
 _LFO = ("lfo_speed", "lfo_delay", "lfo_pmd", "lfo_amd", "lfo_sync", "lfo_wave", "pitch_mod_sens")
-assert not set(_FREQ + _LEVEL_ENV) & _NOT_SEARCHED
+assert not set(_FREQ + _LEVEL_ENV) & NOT_SEARCHED
 _TRANSPOSE = param_index("transpose")
 _ALGORITHM = param_index("algorithm")
 
@@ -106,6 +105,3 @@ def groups(values: np.ndarray) -> list[tuple[str, np.ndarray]]:
     out = [("frequencies", freq), ("carriers", car), ("modulators", mod), ("global", glob)]
     return [(name, np.array(idx, np.int64)) for name, idx in out if idx]
 
-
-SEARCHED = np.array([PARAM_NAMES[i].split("_", 1)[-1] not in _NOT_SEARCHED
-                     or PARAM_NAMES[i][:2] != "op" for i in range(N_PARAMS)])  # fmt: skip

@@ -167,9 +167,18 @@ def _scan_values(x: np.ndarray, i: int, near: int | None = None) -> list[int]:
 
 
 def _batch(x: np.ndarray, moves: list[tuple[int, int]]) -> np.ndarray:
+    """(len(moves), 145): ``x`` with one (parameter, value) move each."""
     out = np.repeat(x[None], len(moves), 0)
     for k, (i, v) in enumerate(moves):
         out[k, i] = v
+    return out
+
+
+def _cumulative(x: np.ndarray, moves: list[tuple[int, int]]) -> np.ndarray:
+    """(len(moves), 145): ``x`` with the first 1, 2, ... of the moves applied together."""
+    out = np.repeat(x[None], len(moves), 0)
+    for k, (i, v) in enumerate(moves):
+        out[k:, i] = v
     return out
 
 
@@ -202,16 +211,9 @@ def _search_group(budget: _Budget, x: np.ndarray, loss: float, idx: np.ndarray,
     helped = sorted((i for i in best if best[i][0] < loss * (1 - ACCEPT)), key=lambda i: best[i][0])
     if not helped:
         return x, loss
-    first = x.copy()
-    first[helped[0]] = best[helped[0]][1]
-    if len(helped) == 1:
-        return first, best[helped[0]][0]
     # the cumulative combinations of the best moves, most helpful first; the best one is kept
-    combos = [first]
-    for i in helped[1:]:
-        combos.append(combos[-1].copy())
-        combos[-1][i] = best[i][1]
-    together = budget(np.stack(combos[1:]), best[helped[0]][0])
+    combos = _cumulative(x, [(i, best[i][1]) for i in helped])
+    together = budget(combos[1:], best[helped[0]][0])
     options = [(best[helped[0]][0], 0)] + [(float(lv), k + 1) for k, lv in enumerate(together)]
     lv, k = min(options)
     return combos[k], lv
@@ -230,18 +232,15 @@ def _prune(budget: _Budget, x: np.ndarray, loss: float, start: np.ndarray,
     cheap = [changed[k] for k in np.argsort(undone, kind="stable") if undone[k] <= limit]
     if not cheap:
         return x, loss
-    combos = [x.copy()]
-    for i in cheap:
-        combos.append(combos[-1].copy())
-        combos[-1][i] = start[i]
-    together = budget(np.stack(combos[2:]), loss) if len(combos) > 2 else np.zeros(0)
+    combos = _cumulative(x, [(i, int(start[i])) for i in cheap])
+    together = budget(combos[1:], loss)
     options = [float(undone[changed.index(cheap[0])])] + [float(v) for v in together]
     # the most undone edits whose loss stays within the limit
     ok = [k for k, lv in enumerate(options) if lv <= limit]
     if not ok:
         return x, loss
     k = max(ok)
-    return combos[k + 1], options[k]
+    return combos[k], options[k]
 
 
 def _descend(budget: _Budget, x: np.ndarray, loss: float, donors: list[np.ndarray]):
@@ -249,7 +248,7 @@ def _descend(budget: _Budget, x: np.ndarray, loss: float, donors: list[np.ndarra
     own values join the donors: an edit that stopped paying can be undone.
 
     Returns:
-        (best values (145,), its loss, passes made).
+        (best values (145,), its loss).
     """
     x, passes = x.copy(), 0
     donors = [*donors, x.copy()]
@@ -262,7 +261,7 @@ def _descend(budget: _Budget, x: np.ndarray, loss: float, donors: list[np.ndarra
         passes += 1
         if loss >= before * (1 - PASS_TOL):
             break
-    return x, loss, passes
+    return x, loss
 
 
 def refine(target_audio: np.ndarray, starts: list[Voice], note: int = 60, velocity: int = 85,
@@ -310,11 +309,11 @@ def refine(target_audio: np.ndarray, starts: list[Voice], note: int = 60, veloci
                   and 0 < edits(values[j], start) <= DONOR_MAX]  # fmt: skip
         # from the best start while a pass gains; then, with budget left, from the next
         # best start (its own search), keeping the best voice found
-        x, loss, _ = _descend(budget, start, start_loss, donors)
+        x, loss = _descend(budget, start, start_loss, donors)
         for j in order[1:]:
             if budget.left < RESTART_MIN or loss <= EXACT:
                 break
-            xj, lj, _ = _descend(budget, values[j], float(losses[j]), [start])
+            xj, lj = _descend(budget, values[j], float(losses[j]), [start])
             if lj < loss:
                 x, loss, k, start, start_loss = xj, lj, int(j), values[j].copy(), float(losses[j])
         budget.release()
@@ -333,4 +332,4 @@ def refine(target_audio: np.ndarray, starts: list[Voice], note: int = 60, veloci
             evaluator.close()
 
 
-__all__ = ["Evaluator", "SearchResult", "edits", "refine"]
+__all__ = ["SearchResult", "edits", "refine"]
