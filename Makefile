@@ -44,16 +44,20 @@ setup-test-system:
 # it, two sounds that are not DX7s are made and programmed: a sampled violin (General MIDI
 # soundfont, FluidSynth) and a clarinet (Faust physical model, DawDreamer). With a cartridge
 # library (CARTRIDGES or COMPANION_CARTRIDGES), its preset database is built once and used as
-# program's --library (its retrieval index is built on first use, about 2 min for 27k voices).
-# QUALITY=fast|good|best (default best: about 5 s a sound).
+# program's --library (its retrieval index is built on first use, about 2 min for 27k voices
+# on 2 cores, with a progress bar). QUALITY=fast|good|best (default best: about 5 s a sound).
+# NOTE=N: the key the input was played at (default auto: from its pitch); VARIANTS=N: also a
+# bank of the N best distinct answers (NAME-variants.syx).
 INPUT ?=
 QUALITY ?= best
+NOTE ?= auto
+VARIANTS ?= 0
 LIBRARY_DB := $(if $(CARTRIDGES),$(DATA)/presets.sqlite)
 demo: setup
 	@mkdir -p $(DATA)/demo
 	$(if $(LIBRARY_DB),@test -f $(LIBRARY_DB) || $(BIN)/companion presets build --cartridges "$(CARTRIDGES)" --db $(LIBRARY_DB))
 	$(if $(INPUT),,$(BIN)/companion sounds gm-violin faust-clarinet --out-dir $(DATA)/demo)
-	$(BIN)/companion program $(if $(INPUT),"$(INPUT)",$(DATA)/demo/gm-violin.wav $(DATA)/demo/faust-clarinet.wav) --out-dir $(DATA)/demo/out --wav --png --quality $(QUALITY) $(if $(LIBRARY_DB),--library $(LIBRARY_DB))
+	$(BIN)/companion program $(if $(INPUT),"$(INPUT)",$(DATA)/demo/gm-violin.wav $(DATA)/demo/faust-clarinet.wav) --out-dir $(DATA)/demo/out --wav --png --quality $(QUALITY) --note $(NOTE) --variants $(VARIANTS) $(if $(LIBRARY_DB),--library $(LIBRARY_DB))
 
 # The tests, then every notebook as it is (nbval; only cells marked NBVAL_CHECK_OUTPUT must
 # give their stored output).

@@ -204,14 +204,28 @@ def _train(args) -> None:
     print(json.dumps({"run": args.out, **last}, indent=1))
 
 
-def _note(text: str) -> int | str:
-    """``--note``: a MIDI note number, or "auto"."""
-    if text == "auto":
-        return text
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a MIDI note or auto: {text!r}") from None
+def _note(text: str) -> list[int | str]:
+    """``--note``: a MIDI note number or "auto", or a comma-separated list of them."""
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            out.append(part if part == "auto" else int(part))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a MIDI note or auto: {part!r}") from None
+    return out
+
+
+def _numbers(kind):
+    """A number, or a comma-separated list of them (one per input with --together)."""
+
+    def parse(text: str) -> list:
+        try:
+            return [kind(part) for part in text.split(",")]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+    return parse
 
 
 def _program(args) -> None:
@@ -223,11 +237,15 @@ def _program(args) -> None:
         else:
             print(r.summary(), flush=True)
 
-    results = program.program(args.inputs, args.out_dir, model=args.model, note=args.note,
-                              velocity=args.velocity, quality=args.quality, budget=args.budget,
-                              library=args.library, jobs=args.jobs, candidates=args.candidates,
-                              tune=not args.no_tune, wav=args.wav, png=args.png, seed=args.seed,
-                              progress=False, on_result=report)  # fmt: skip
+    one = lambda v: v[0] if isinstance(v, list) and len(v) == 1 else v  # noqa: E731
+    results = program.program(args.inputs, args.out_dir, model=args.model, note=one(args.note),
+                              velocity=one(args.velocity), hold=one(args.hold),
+                              quality=args.quality, budget=args.budget, library=args.library,
+                              jobs=args.jobs, candidates=args.candidates, tune=not args.no_tune,
+                              wav=args.wav, png=args.png, seed=args.seed, progress=False,
+                              together=args.together, variants=args.variants,
+                              on_result=report,
+                              index_progress=sys.stderr.isatty())  # fmt: skip
     if any(r.error for r in results):
         raise SystemExit(1)
 
@@ -424,9 +442,20 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--library", help="preset database or cartridge folder: the voices whose "
                    "sound is nearest to the input join the candidates (its retrieval index is "
                    "built on first use); default $COMPANION_LIBRARY")  # fmt: skip
-    g.add_argument("--note", type=_note, default=60,
-                   help="MIDI note the input plays, or auto (from its pitch; default 60)")
-    g.add_argument("--velocity", type=int, default=85, help="its velocity (default 85)")
+    g.add_argument("--note", type=_note, default="auto",
+                   help="MIDI note the input plays (default auto: from its pitch, 60 without "
+                   "one; the output line says what was found)")  # fmt: skip
+    g.add_argument("--velocity", type=_numbers(int), help="its velocity (default 85)")
+    g.add_argument("--hold", type=_numbers(float),
+                   help="seconds the key was held (default: estimated from the envelope)")
+    g.add_argument("--together", action="store_true",
+                   help="the inputs are recordings of one sound (other keys or velocities): "
+                   "one voice that matches them all, named after the first; --note, "
+                   "--velocity and --hold may then list one value per input "
+                   "(60,72,84)")  # fmt: skip
+    g.add_argument("--variants", type=int, default=0, metavar="N",
+                   help="also write NAME-variants.syx, a 32-voice bank of the N (<= 32) best "
+                   "distinct answers, best first, padded with INIT VOICE")  # fmt: skip
     g.add_argument("--jobs", type=int, help="engine processes (default: one per core)")
     g.add_argument("--seed", type=int, default=0, help="seed of the latent samples")
     g.add_argument("--candidates", type=int,

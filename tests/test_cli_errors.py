@@ -224,6 +224,22 @@ CASES = {
         ["program", "tone.wav", "--out-dir", "out", "--candidates", "0"],
         "--candidates must be at least 1",
     ),
+    "program one key per input without --together": (
+        ["program", "tone.wav", "--out-dir", "out", "--note", "48,60"],
+        "--note: one value, or with --together one per input (1), got 2",
+    ),
+    "program --note not a key": (
+        ["program", "tone.wav", "--out-dir", "out", "--note", "C4"],
+        "not a MIDI note or auto: 'C4'",
+    ),
+    "program --hold 0": (
+        ["program", "tone.wav", "--out-dir", "out", "--hold", "0"],
+        "--hold must be 0..60 s, got 0.0",
+    ),
+    "program --variants 40": (
+        ["program", "tone.wav", "--out-dir", "out", "--variants", "40"],
+        "--variants must be 0..32, got 40",
+    ),
     "a missing subcommand": ([], "required: command"),
 }
 

@@ -223,3 +223,27 @@ def test_cli_index_build(fixture_db, tmp_path, capsys):
     assert index_path(db).is_file()
     assert cli.main(["index", "build", "--db", str(tmp_path / "none.sqlite")]) == 1
     assert "companion: error:" in capsys.readouterr().err
+
+
+def test_a_recording_is_compared_as_the_library_render_would_be():
+    """as_render: a project render read as itself is its own embedding; a note played an
+    octave up, or held 1 s after 0.2 s of silence, comes much nearer to the render at C4
+    held 3 s than its plain embedding does."""
+    from companion.data.render import Play, Renderer
+    from companion.dx7.voice import INIT_VOICE
+    from companion.matching.index import EMBEDDING, as_render
+
+    r = Renderer()
+    organ = INIT_VOICE.replace(op2_output_level=60, op2_coarse=2, op1_eg_rate4=70)
+    ref = r.render(organ)
+    assert np.allclose(as_render(ref, Play()), EMBEDDING(ref), atol=1e-5)
+
+    def rms(a, b):
+        return float(np.sqrt(np.mean((a - b) ** 2)))
+
+    target = EMBEDDING(ref)
+    up = r.render(organ, 72)
+    assert rms(as_render(up, Play(note=72), key=72), target) < 0.4 * rms(EMBEDDING(up), target)
+    late = Play(60, 85, 1.0, round(0.2 * 22050), round(2.7 * 22050))
+    short = r.play(organ, late)
+    assert rms(as_render(short, late), target) < 0.4 * rms(EMBEDDING(short), target)

@@ -28,6 +28,7 @@ def test_unknown_source_and_cli(tmp_path):
         instruments.render_source("gm-kazoo")
     out = run("sounds", "gm-trumpet", "faust-additive", "--out-dir", tmp_path)
     assert "wrote 2 sounds" in out.stdout
+    assert out.stderr == ""  # DawDreamer's Faust factory prints nothing (it printed an ERROR)
     audio, sr = sf.read(tmp_path / "gm-trumpet.wav")
     assert sr == 22050 and len(audio) == 88200
     bad = run("sounds", "gm-kazoo", "--out-dir", tmp_path, check=False)

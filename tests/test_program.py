@@ -15,6 +15,7 @@ from companion.dx7.voice import INIT_VOICE
 from companion.matching.loss import Target
 from companion.matching.outputs import output_names
 from companion.matching.program import QUALITIES, Programmer, program, retune, voice_name
+from companion.matching.take import read_take
 
 SR = 22050
 
@@ -56,7 +57,8 @@ def test_program_writes_a_voice_per_input(model_dir, sounds, tmp_path):
             and r.voice.name == voice_name(stem).ljust(10)
         )
         audio, rate = sf.read(tmp_path / f"{stem}.wav")
-        assert rate == SR and len(audio) == 4 * SR
+        # the voice played as the input was read: its onset, key, hold and length
+        assert rate == SR and len(audio) == r.takes[0].play.length
         assert (tmp_path / f"{stem}.png").stat().st_size > 1000
         assert r.loss <= r.candidate_loss <= r.network_loss
         assert r.audio is None and r.render is None  # results keep no audio: memory stays flat
@@ -69,8 +71,8 @@ def test_one_candidate_is_the_network_answer(model_dir, sounds, tmp_path):
                    progress=False)  # fmt: skip
     assert r.loss == r.network_loss and r.evals == 1 and not r.tuned
     prog = Programmer(model_dir, candidates=1)
-    audio = sf.read(sounds / "brass.wav", dtype="float32")[0]
-    assert prog.propose(audio, "X") == [r.voice.replace(name="X")]
+    take = read_take(sounds / "brass.wav", prog.cfg)
+    assert prog.network(take, "X") == [r.voice.replace(name="X")]
 
 
 def test_pitch_and_retuning():
@@ -115,8 +117,6 @@ def test_command_line(model_dir, sounds, tmp_path):
 
 def test_default_model_beats_the_init_voice(sounds, tmp_path):
     """The shipped model's voice sounds closer to the input than the DX7's INIT VOICE does."""
-    from companion.data.audio import load_audio
-
     pluck = INIT_VOICE.replace(
         op1_eg_rate2=60,
         op1_eg_level2=0,
@@ -129,8 +129,11 @@ def test_default_model_beats_the_init_voice(sounds, tmp_path):
     )
     sf.write(tmp_path / "pluck.wav", Renderer().render(pluck), SR)
     (r,) = program([tmp_path / "pluck.wav"], tmp_path / "out", progress=False)  # the default model
-    target = Target(load_audio(tmp_path / "pluck.wav"))
-    assert r.loss < float(target.loss(Renderer().render(INIT_VOICE)[None])[0])
+    play = r.takes[0].play  # how the input was heard, and its answer played
+    take = read_take(tmp_path / "pluck.wav", note=play.note, velocity=play.velocity,
+                     hold_s=play.hold_s)  # fmt: skip
+    assert take.play.length == play.length
+    assert r.loss < float(Target(take.audio).loss(Renderer().play(INIT_VOICE, play)[None])[0])
 
 
 def test_library_voices_join_the_candidates(model_dir, tmp_path):
@@ -309,3 +312,73 @@ def test_no_answer_is_silent_where_the_input_is_audible(model_dir):
             out = r.render(res.voice, note, 85)
             assert np.abs(out).max() > 1e-3, name
             assert res.loss < float(Target(audio).loss(np.zeros((1, 4 * SR), np.float32))[0])
+
+
+def test_together_matches_one_voice_to_several_recordings(model_dir, tmp_path):
+    """A library voice recorded at three keys and velocities: --together finds it (it is in
+    the library) and it matches all three at once, each played at its own key."""
+    from companion.data import presets
+    from companion.dx7.sysex import bank_message
+    from companion.evaluation.recordings import RATE, Recording, record
+
+    from .conftest import FIXTURE_VOICES
+
+    (tmp_path / "carts").mkdir()
+    (tmp_path / "carts" / "bank.syx").write_bytes(bank_message(FIXTURE_VOICES[:32]))
+    presets.build(tmp_path / "carts", tmp_path / "lib.sqlite", progress=False)
+    r = Renderer()
+    voice = next(v for v in FIXTURE_VOICES[7:32] if np.abs(r.render(v, 48)).max() > 0.05
+                 and np.abs(r.render(v, 72)).max() > 0.05)  # fmt: skip
+    paths, notes, vels = [], [48, 60, 72], [50, 85, 120]
+    for note, vel in zip(notes, vels):
+        rec = Recording(note=note, velocity=vel, hold_s=1.0, onset_s=0.1, peak_db=-6.0)
+        paths.append(tmp_path / f"take{note}.wav")
+        sf.write(paths[-1], record(r, voice, rec), RATE, subtype="PCM_24")
+    (res,) = program(paths, tmp_path / "out", model=model_dir, note=notes, velocity=vels,
+                     hold=[1.0] * 3, library=tmp_path / "lib.sqlite", quality="fast",
+                     together=True, tune=False, progress=False)  # fmt: skip
+    assert res.error is None and [p.name for p in res.outputs] == ["take48.syx"]
+    assert [(t.play.note, t.play.velocity) for t in res.takes] == list(zip(notes, vels))
+    # the voice itself (not exactly loss 0: the recordings went through 44.1 kHz and 24 bits)
+    assert res.voice.params == voice.params
+    with pytest.raises(ValueError, match="--note: one value, or with --together one per input"):
+        program(paths, tmp_path / "out", model=model_dir, note=notes, progress=False)
+
+
+def test_variants_bank_holds_distinct_answers_best_first(model_dir, sounds, tmp_path):
+    from companion.dx7.sysex import read_voices
+    from companion.matching.index import EMBEDDING
+
+    (res,) = program([sounds / "brass.wav"], tmp_path, model=model_dir, quality="fast",
+                     variants=5, tune=False, progress=False)  # fmt: skip
+    bank = read_voices(tmp_path / "brass-variants.syx")
+    assert len(bank) == 32 and tmp_path / "brass-variants.syx" in res.outputs
+    found = [v for v in bank if v.params != INIT_VOICE.params]
+    assert 2 <= len(found) <= 5 and all(v == INIT_VOICE for v in bank[len(found):])
+    assert [v.display_name for v in found] == [f"brass  {k:>3}" for k in range(1, len(found) + 1)]
+    # ordered by loss, and distinct by sound (their log-mels >= 1 dB RMS apart)
+    take = read_take(sounds / "brass.wav")
+    play = res.takes[0].play
+    r = Renderer()
+    renders = [r.play(v, play) for v in found]
+    losses = Target(take.audio).loss(np.stack(renders))
+    assert all(a <= b + 1e-6 for a, b in zip(losses, losses[1:]))
+    feats = [EMBEDDING(x[play.offset :]) for x in renders]
+    for i in range(len(feats)):
+        for j in range(i):
+            assert 10 * np.sqrt(np.mean((feats[i] - feats[j]) ** 2)) >= 1.0
+
+
+def test_demo_passes_its_variables_to_program():
+    """make demo INPUT=... NOTE=... QUALITY=... VARIANTS=...: the command it would run."""
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(["make", "-n", "-C", str(root), "demo", "INPUT=my take.wav", "NOTE=48",
+                          "QUALITY=fast", "VARIANTS=4", "CARTRIDGES="],
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    line = next(x for x in out.splitlines() if " program " in x)
+    assert '"my take.wav"' in line and "--note 48" in line and "--quality fast" in line
+    assert "--variants 4" in line and "sounds gm-violin" not in out
+    default = subprocess.run(["make", "-n", "-C", str(root), "demo", "CARTRIDGES="],
+                             capture_output=True, text=True, check=True).stdout  # fmt: skip
+    line = next(x for x in default.splitlines() if " program " in x)
+    assert "--note auto" in line and "--quality best" in line and "gm-violin.wav" in line

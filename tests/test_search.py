@@ -50,8 +50,22 @@ def test_loss_is_zero_on_the_target_and_rowwise(target):
     assert t.loss(other[None])[0] == both[1]
     terms = t.terms(other[None])
     assert {"sc_1024", "sc_2048", "log_1024", "log_2048", "mel"} <= set(terms)
-    # the spectral-convergence term at the paper's window agrees with the metric (hop differs)
-    assert terms["sc_1024"][0] == pytest.approx(spectral_convergence(target, other), rel=0.1)
+    # the spectral-convergence term at the paper's window agrees with the metric (hop differs),
+    # the candidate brought to the target's RMS first
+    scaled = t.scaled(other)
+    assert np.sqrt(np.mean(scaled**2)) == pytest.approx(np.sqrt(np.mean(target**2)), rel=1e-4)
+    assert terms["sc_1024"][0] == pytest.approx(spectral_convergence(target, scaled), rel=0.1)
+
+
+def test_loss_ignores_level_unless_asked(target):
+    """A recording's gain is arbitrary: the target 20 dB down (or up) is still a perfect
+    match; compared as they are, it is not."""
+    t = Target(target)
+    for gain in (0.1, 3.0):
+        assert t.loss((gain * target)[None])[0] == pytest.approx(0.0, abs=1e-4)
+        assert t.loss((gain * target)[None], match_level=False)[0] > 0.5
+    # silence stays silent (and ranks last), it is not scaled up
+    assert t.loss(np.zeros_like(target)[None])[0] > 10
 
 
 def test_loss_rejects_silent_and_misshapen_targets(target):
@@ -67,7 +81,8 @@ def test_refine_recovers_a_perturbed_voice(target):
     start_sc = spectral_convergence(target, Renderer().render(PERTURBED, 60, 85))
     assert start_sc > 0.3  # the perturbation is heard
     result = refine(target, [PERTURBED], max_evals=1800)
-    sc = spectral_convergence(target, Renderer().render(result.voice, 60, 85))
+    # the loss compares at equal loudness (a recording's gain is arbitrary): so does this
+    sc = spectral_convergence(target, Target(target).scaled(Renderer().render(result.voice)))
     assert sc < 0.05, f"spectral convergence {start_sc:.3f} -> {sc:.3f} in {result.evals} evals"
     assert result.evals <= 1800 and result.renders <= result.evals
 

@@ -23,14 +23,15 @@ class AudioError(ValueError):
     """A user's audio file that cannot be used; the message names the file and the reason."""
 
 
-def load_audio(path: str | Path, cfg: AudioConfig = AudioConfig()) -> np.ndarray:
-    """Any file soundfile reads, any rate and channel count, any length -> the model's input.
+def read_mono(path: str | Path, sample_rate: int, max_s: float | None = None
+              ) -> tuple[np.ndarray, float]:  # fmt: skip
+    """Any file soundfile reads, any rate and channel count -> mono at ``sample_rate``.
 
-    Stereo is averaged to mono, the rate converted to ``cfg.sample_rate`` (librosa, soxr), and
-    the result cut or zero-padded to ``cfg.render_s``.
+    Stereo is averaged to mono and the rate converted (librosa, soxr); at most ``max_s``
+    seconds are read (None: all).
 
     Returns:
-        (cfg.n_samples,) float32.
+        ((T,) float32, the file's whole length in s).
 
     Raises:
         AudioError: unreadable, empty, silent, or holding NaN / infinite samples.
@@ -41,7 +42,10 @@ def load_audio(path: str | Path, cfg: AudioConfig = AudioConfig()) -> np.ndarray
     if not path.is_file():
         raise AudioError(f"{path}: no such file")
     try:
-        data, rate = sf.read(path, dtype="float32", always_2d=True)
+        with sf.SoundFile(path) as f:
+            rate, total = f.samplerate, f.frames
+            frames = -1 if max_s is None else int(max_s * rate)
+            data = f.read(frames, dtype="float32", always_2d=True)
     except Exception as e:  # soundfile raises several types; the reason is what matters
         raise AudioError(f"{path}: cannot read audio ({str(e).splitlines()[0]})") from None
     if data.size == 0:
@@ -51,8 +55,24 @@ def load_audio(path: str | Path, cfg: AudioConfig = AudioConfig()) -> np.ndarray
     mono = data.mean(axis=1)
     if np.abs(mono).max() < SILENCE:
         raise AudioError(f"{path}: audio is silent (peak below {SILENCE:g})")
-    if rate != cfg.sample_rate:
-        mono = librosa.resample(mono, orig_sr=rate, target_sr=cfg.sample_rate)
+    if rate != sample_rate:
+        mono = librosa.resample(mono, orig_sr=rate, target_sr=sample_rate)
+    # some formats (mp3) do not know their length before they are read
+    length = (total if total > 0 else len(data)) / rate
+    return np.ascontiguousarray(mono, np.float32), float(length)
+
+
+def load_audio(path: str | Path, cfg: AudioConfig = AudioConfig()) -> np.ndarray:
+    """A file as the model hears it: mono at ``cfg.sample_rate`` (``read_mono``), cut or
+    zero-padded to ``cfg.render_s`` from its first sample.
+
+    Returns:
+        (cfg.n_samples,) float32.
+
+    Raises:
+        AudioError: as ``read_mono``.
+    """
+    mono, _ = read_mono(path, cfg.sample_rate, cfg.render_s + 1.0)
     out = np.zeros(cfg.n_samples, dtype=np.float32)
     n = min(len(mono), cfg.n_samples)
     out[:n] = mono[:n]

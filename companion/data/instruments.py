@@ -46,7 +46,8 @@ declare options "[midi:on][nvoices:1]";
 freq = hslider("freq", 440, 20, 8000, 0.01);
 gain = hslider("gain", 0.5, 0, 1, 0.01);
 gate = button("gate");
-"""
+effect = _;
+"""  # effect: DawDreamer's polyphonic factory looks one up and prints an ERROR line without it
 SOURCES = [*(f"gm-{k}" for k in GM_PROGRAMS), *FAUST_PROGRAMS]
 
 

@@ -12,6 +12,7 @@ import multiprocessing as mp
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from dexed import _dexed
@@ -21,6 +22,40 @@ from companion.config import AudioConfig
 from companion.dx7.voice import Voice
 
 Notes = Sequence[tuple[int, int]]  # (MIDI note, velocity) pairs
+
+
+@dataclass(frozen=True)
+class Play:
+    """How a voice is played to be compared with a recording (companion.matching.take).
+
+    Attributes:
+        note, velocity: MIDI key and velocity.
+        hold_s: how long the key is held, s.
+        offset: samples of silence before the key goes down.
+        length: samples in all (offset included).
+        sample_rate: Hz.
+    """
+
+    note: int = 60
+    velocity: int = 85
+    hold_s: float = 3.0
+    offset: int = 0
+    length: int = 88200
+    sample_rate: int = 22050
+
+    def __post_init__(self):
+        if not 0 <= self.note <= 127 or not 1 <= self.velocity <= 127:
+            raise ValueError(f"note must be 0..127 and velocity 1..127, got {self.note} and "
+                             f"{self.velocity}")  # fmt: skip
+        if not self.hold_s > 0 or not 0 <= self.offset < self.length:
+            raise ValueError(f"a key must be held > 0 s within the sound, got hold "
+                             f"{self.hold_s} s, offset {self.offset}, "
+                             f"length {self.length}")  # fmt: skip
+
+    @classmethod
+    def render(cls, cfg: AudioConfig = AudioConfig(), note: int = 60, velocity: int = 85) -> Play:
+        """The project's own way: key held cfg.note_s from sample 0, cfg.render_s in all."""
+        return cls(int(note), int(velocity), cfg.note_s, 0, cfg.n_samples, cfg.sample_rate)
 
 
 class Renderer:
@@ -35,6 +70,21 @@ class Renderer:
     def render(self, voice: Voice, note: int = 60, velocity: int = 85) -> np.ndarray:
         """(T,) float32 audio, T = cfg.n_samples."""
         return self.render_notes(voice, ((note, velocity),))[0]
+
+    def play(self, voice: Voice, play: Play) -> np.ndarray:
+        """(play.length,) float32: ``voice`` played as ``play`` says."""
+        self.engine.load_sysex(voice.engine_bytes())
+        return self.play_loaded(play)
+
+    def play_loaded(self, play: Play) -> np.ndarray:
+        """``play`` with the voice already loaded (several plays of one voice load it once)."""
+        out = np.zeros(play.length, np.float32)
+        n = play.length - play.offset
+        audio = self.engine.render(int(play.note), int(play.velocity), float(play.hold_s),
+                                   n / play.sample_rate)  # fmt: skip
+        m = min(len(audio), n)
+        out[play.offset : play.offset + m] = audio[:m]
+        return out
 
     def render_notes(self, voice: Voice, notes: Notes) -> np.ndarray:
         """(len(notes), T) float32 audio, one row per (note, velocity)."""

@@ -1,10 +1,16 @@
-"""Losses of many voices against one target sound, rendered over a persistent pool of engines.
+"""Losses of many voices against a target sound, rendered over a persistent pool of engines.
 
-Each worker process holds one Dexed engine and the current target's features. The target's
-samples reach the workers once, through shared memory written before the first batch of a new
-target (a job carries only a token and the voices; sending the 4 s of audio with every job
-cost more than the render). Every voice evaluated for a target is cached by its parameters, so
-a search that proposes a voice twice renders it once.
+A target is one recording or several of one sound (``program --together``), each with the way
+a candidate is played to be compared with it (companion.data.render.Play: key, velocity,
+hold, offset, length). Each worker process holds one Dexed engine and the current target's
+features. The targets' samples reach the workers once, through shared memory written before
+the first batch of a new target (a job carries only a token, the plays and the voices; sending
+the audio with every job cost more than the render). Every voice evaluated for a target is
+cached by its parameters, so a search that proposes a voice twice renders it once.
+
+With several recordings, a candidate's loss is the mean of the recordings' losses, each at
+the recording's own level (recordings are often normalised one by one, so their relative
+levels are not trusted: velocity sensitivity shows in their timbres only).
 
 A batch splits into fixed chunks of CHUNK voices whatever the number of workers, and every loss
 is computed row by row, so the losses of a batch are the same for any number of processes.
@@ -15,17 +21,18 @@ from __future__ import annotations
 import numpy as np
 
 from companion.config import AudioConfig
-from companion.data.render import Renderer, _context, default_processes
+from companion.data.render import Play, Renderer, _context, default_processes
 from companion.dx7.voice import N_PARAMS, Voice
 from companion.matching.loss import Target
 
 CHUNK = 4  # voices per job: fixed, so that batches split the same way for any worker count
+CAPACITY_S = 16.0  # s of target audio the shared memory first holds (grown when needed)
 
 
 _worker: dict = {}
 
 
-def _worker_init(cfg: AudioConfig, shared, header, loss_options: dict) -> None:
+def _worker_init(cfg: AudioConfig, shared, loss_options: dict) -> None:
     import signal
 
     from threadpoolctl import threadpool_limits
@@ -41,25 +48,35 @@ def _worker_init(cfg: AudioConfig, shared, header, loss_options: dict) -> None:
         torch.set_num_threads(1)
     except ImportError:  # pragma: no cover - torch is a dependency, but the pool needs none
         pass
-    _worker.update(renderer=Renderer(cfg), shared=shared, header=header, token=-1,
-                   sr=cfg.sample_rate, options=loss_options)  # fmt: skip
+    _worker.update(renderer=Renderer(cfg), shared=shared, token=-1, options=loss_options)
 
 
-def _losses(renderer: Renderer, target: Target, note: int, velocity: int,
-            values: np.ndarray) -> np.ndarray:  # fmt: skip
-    audio = np.stack([renderer.render(Voice(bytes(v.astype(np.uint8))), note, velocity)
-                      for v in values])  # fmt: skip
-    return target.loss(audio)
+def make_targets(audios: list[np.ndarray], plays: list[Play], options: dict) -> list[Target]:
+    return [Target(a, p.sample_rate, **options) for a, p in zip(audios, plays)]
+
+
+def losses(renderer: Renderer, targets: list[Target], plays: list[Play],
+           values: np.ndarray) -> np.ndarray:  # fmt: skip
+    """(B, 145) voices -> (B,) float32 losses against ``targets``, each voice played as
+    ``plays`` say (see the module docstring for several targets)."""
+    out = np.empty(len(values), np.float32)
+    for k, v in enumerate(values):
+        renderer.engine.load_sysex(Voice(bytes(v.astype(np.uint8))).engine_bytes())
+        out[k] = np.mean([t.loss(renderer.play_loaded(p)[None])[0]
+                          for t, p in zip(targets, plays)])  # fmt: skip
+    return out
 
 
 def _worker_job(job) -> np.ndarray:
-    token, values = job
+    token, plays, match_level, values = job
     if _worker["token"] != token:  # a new target: read it once, compute its features once
-        audio = np.frombuffer(_worker["shared"], dtype=np.float32).copy()
-        _worker["target"] = Target(audio, _worker["sr"], **_worker["options"])
+        flat = np.frombuffer(_worker["shared"], dtype=np.float32)
+        ends = np.cumsum([p.length for p in plays])
+        audios = [flat[e - p.length : e].copy() for p, e in zip(plays, ends)]
+        _worker["targets"] = make_targets(audios, plays,
+                                          {**_worker["options"], "match_level": match_level})
         _worker["token"] = token
-    _, note, velocity = _worker["header"][:]
-    return _losses(_worker["renderer"], _worker["target"], int(note), int(velocity), values)
+    return losses(_worker["renderer"], _worker["targets"], plays, values)
 
 
 class Evaluator:
@@ -70,11 +87,12 @@ class Evaluator:
 
     Args:
         processes: worker processes (default: one per core); 1 evaluates here, no pool.
-        cfg: how voices are played (sample rate, lengths).
+        cfg: the engine's sample rate (and the default way to play: ``Play.render(cfg)``).
         loss_options: keyword arguments of every Target (its terms' weights; the defaults
             are the measured choice, bench/search_designs.py compares others).
 
     Attributes:
+        targets: the current targets; plays: how candidates are played for each.
         evals: voices asked for since the last ``set_target``; renders: of those, the ones
             rendered (the others came from the cache).
     """
@@ -84,40 +102,74 @@ class Evaluator:
         self.cfg, self.loss_options = cfg, dict(loss_options or {})
         self.processes = processes or default_processes()
         self.pool = None
+        self._capacity = 0
         if self.processes > 1:
-            ctx = _context()
-            self._shared = ctx.RawArray("f", cfg.n_samples)
-            self._header = ctx.RawArray("q", 3)  # token, note, velocity
-            self.pool = ctx.Pool(self.processes, _worker_init,
-                                 (cfg, self._shared, self._header, self.loss_options))  # fmt: skip
+            self._start_pool(round(CAPACITY_S * cfg.sample_rate))
         else:
             self.renderer = Renderer(cfg)
-        self.target: Target | None = None
+        self.targets: list[Target] = []
+        self.plays: list[Play] = []
+        self._audios: list[np.ndarray] = []
+        self.match_level = True
         self._token = 0
         self.cache: dict[bytes, float] = {}
         self.evals = self.renders = 0
 
-    def set_target(self, audio: np.ndarray, note: int = 60, velocity: int = 85) -> Target:
-        """Make ``audio`` ((T,) float32 at cfg.sample_rate) the target, voices played at
-        ``note`` / ``velocity``. Raises ValueError for a silent or wrongly sized target."""
-        audio = np.ascontiguousarray(audio, dtype=np.float32)
-        if audio.shape != (self.cfg.n_samples,):
-            raise ValueError(f"a target must be ({self.cfg.n_samples},) samples "
-                             f"({self.cfg.render_s} s at {self.cfg.sample_rate} Hz), "
-                             f"got {audio.shape}")  # fmt: skip
-        self.target = Target(audio, self.cfg.sample_rate, **self.loss_options)
-        self.note, self.velocity = int(note), int(velocity)
+    def _start_pool(self, capacity: int) -> None:
+        """(Re)start the workers with shared memory for ``capacity`` samples of targets."""
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+        ctx = _context()
+        self._shared = ctx.RawArray("f", capacity)
+        self._capacity = capacity
+        self.pool = ctx.Pool(self.processes, _worker_init,
+                             (self.cfg, self._shared, self.loss_options))  # fmt: skip
+
+    def set_target(self, audio, play: Play | list[Play] | None = None,
+                   match_level: bool = True) -> list[Target]:  # fmt: skip
+        """Make ``audio`` the target: one (T,) float32 array at cfg.sample_rate, or a list of
+        them (several recordings of one sound), each played as its ``play`` says (default:
+        the project's render at note 60, velocity 85); ``match_level``: candidates compared
+        at the target's level (Target). The same target set again keeps its cache and counts.
+
+        Raises:
+            ValueError: a silent target, or one whose length is not its play's.
+        """
+        audios = [audio] if isinstance(audio, np.ndarray) else list(audio)
+        plays = [play] if isinstance(play, Play) else list(play or [])
+        if not plays:
+            plays = [Play.render(self.cfg)] * len(audios)
+        if len(plays) != len(audios) or not audios:
+            raise ValueError(f"{len(audios)} target sounds for {len(plays)} ways to play them")
+        audios = [np.ascontiguousarray(a, dtype=np.float32) for a in audios]
+        for a, p in zip(audios, plays):
+            if a.shape != (p.length,) or p.sample_rate != self.cfg.sample_rate:
+                raise ValueError(f"a target must be ({p.length},) samples at "
+                                 f"{self.cfg.sample_rate} Hz, got {a.shape} at "
+                                 f"{p.sample_rate} Hz")  # fmt: skip
+        if plays == self.plays and match_level == self.match_level and len(audios) == len(
+                self._audios) and all(
+                np.array_equal(a, b) for a, b in zip(audios, self._audios)):  # fmt: skip
+            return self.targets  # the same target again: its cache stays good
+        self._audios = audios
+        self.match_level = bool(match_level)
+        self.targets = make_targets(audios, plays, {**self.loss_options,
+                                                    "match_level": self.match_level})
+        self.plays = plays
         self._token += 1
         if self.pool is not None:  # no job is running: the workers read it at their next one
-            np.frombuffer(self._shared, dtype=np.float32)[:] = audio
-            self._header[:] = [self._token, self.note, self.velocity]
+            total = sum(len(a) for a in audios)
+            if total > self._capacity:
+                self._start_pool(total)
+            np.frombuffer(self._shared, dtype=np.float32)[:total] = np.concatenate(audios)
         self.cache.clear()
         self.evals = self.renders = 0
-        return self.target
+        return self.targets
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
         """(B, 145) integer voices -> (B,) float32 losses, in order."""
-        if self.target is None:
+        if not self.targets:
             raise ValueError("no target: call set_target first")
         values = np.asarray(values, dtype=np.int64).reshape(-1, N_PARAMS)
         self.evals += len(values)
@@ -132,10 +184,10 @@ class Evaluator:
             self.renders += len(todo)
             chunks = [todo[i : i + CHUNK] for i in range(0, len(todo), CHUNK)]
             if self.pool is None:
-                parts = [_losses(self.renderer, self.target, self.note, self.velocity, c)
-                         for c in chunks]  # fmt: skip
+                parts = [losses(self.renderer, self.targets, self.plays, c) for c in chunks]
             else:
-                parts = self.pool.map(_worker_job, [(self._token, c) for c in chunks], chunksize=1)
+                jobs = [(self._token, self.plays, self.match_level, c) for c in chunks]
+                parts = self.pool.map(_worker_job, jobs, chunksize=1)
             for k, loss in zip(new, np.concatenate(parts)):
                 self.cache[keys[k]] = float(loss)
         return np.array([self.cache[key] for key in keys], dtype=np.float32)

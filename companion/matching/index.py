@@ -44,7 +44,7 @@ import torch
 
 from companion.config import AudioConfig
 from companion.data import presets
-from companion.data.render import Renderer, default_processes, pool_map
+from companion.data.render import Play, Renderer, default_processes, pool_map
 from companion.dx7.voice import Voice
 from companion.io import atomic_path, clean_stale
 
@@ -54,6 +54,9 @@ COMPONENTS = 1536  # PCA components kept (fewer voices: as many as voices)
 FIT_VOICES = 8000  # voices the PCA is fitted on (a random draw, seeded)
 LEAD = 256  # components of a query's first stage
 SHORTLIST = 512  # voices its first stage keeps for the full distance
+# core-seconds of one voice's render and embedding (measured: 26,880 voices in ~100 s on 2
+# cores, 25 s of it the PCA): the build time announced
+BUILD_S_PER_VOICE = 0.0056
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,69 @@ def _filters(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
 
 
 EMBEDDING = LogMel()  # the definition of retrieval's distance (see the module docstring)
+HELD_S = 3.0  # how long the library's renders hold the key, s
+SLOPE_S = 0.25  # s of a take's held part its continuation's slope is read from
+
+
+def as_render(audio: np.ndarray, play: Play, key: int = 60, reference: int = 60,
+              embedding: LogMel = EMBEDDING) -> np.ndarray:  # fmt: skip
+    """A recording's log-mel as the library's render of its voice would look: key-on at
+    sample 0, key held HELD_S, played at the library's ``reference`` key instead of ``key``.
+
+    A DX7 voice played ``s`` semitones higher is, to a first approximation, the same sound
+    with every frequency scaled by 2^(s / 12) (its operators' ratios follow the key), so the
+    recording's power spectrum is warped in frequency by 2^((reference - key) / 12) (linear
+    interpolation; power divided by the factor, so that a partial keeps its power in the mel
+    bands; above the recording's top frequency its last bin goes on). Its held part is
+    continued to HELD_S (each band's log-mel goes on along its slope over the last SLOPE_S,
+    never rising) and its release (after key-up) follows from there, shifted by what the
+    continuation added; a hold longer than HELD_S is cut to it.
+
+    Args:
+        audio: (T,) float32 at embedding.sample_rate, T = play.length.
+        play: how the recording was played (its key-on offset and hold are read).
+        key: the key it is taken to be played at (the octave is a choice: program.py).
+
+    Returns:
+        (embedding.dim,) float32, comparable with the library's embeddings.
+    """
+    e = embedding
+    x = np.asarray(audio, np.float32)[play.offset :]
+    spec = torch.stft(torch.from_numpy(np.ascontiguousarray(x)), e.n_fft, e.hop,
+                      window=_hann(e.n_fft), center=True, pad_mode="constant",
+                      return_complex=True).numpy()  # fmt: skip
+    power = np.square(np.abs(spec))  # (bins, frames)
+    factor = 2.0 ** ((reference - key) / 12)
+    if factor != 1.0:
+        bins = np.arange(power.shape[0], dtype=np.float64)
+        src = bins / factor  # output bin b reads the input at b / factor
+        lo = np.clip(np.floor(src).astype(int), 0, power.shape[0] - 1)
+        hi = np.clip(lo + 1, 0, power.shape[0] - 1)
+        w = (src - lo)[:, None]
+        # beyond the recording's top the last bin goes on: the engine's own noise floor there
+        power = ((1 - w) * power[lo] + w * power[hi]) / factor
+    mel = _filters(e.sample_rate, e.n_fft, e.n_mels) @ power
+    logmel = np.log10(np.maximum(mel, e.floor)).T  # (frames, mels)
+    frame_s = e.hop / e.sample_rate
+    up = min(len(logmel), int(round(play.hold_s / frame_s)))  # the key-up frame
+    held_frames = int(round(HELD_S / frame_s))
+    held, release = logmel[:up], logmel[up:]
+    if up < held_frames and up > 0:
+        n = max(2, int(round(SLOPE_S / frame_s)))
+        last = held[-n:]
+        t = np.arange(len(last), dtype=np.float32)
+        slope = (np.polyfit(t, last, 1)[0] if len(last) > 1 else np.zeros(e.n_mels))
+        slope = np.minimum(slope, 0.0).astype(np.float32)
+        more = held[-1] + slope * np.arange(1, held_frames - up + 1, dtype=np.float32)[:, None]
+        more = np.maximum(more, np.log10(e.floor))
+        release = release - held[-1] + more[-1]
+        held = np.concatenate([held, more])
+    elif up > held_frames:
+        held = held[:held_frames]
+    out = np.concatenate([held, release])[: e.frames]
+    if len(out) < e.frames:
+        out = np.concatenate([out, np.full((e.frames - len(out), e.n_mels), np.log10(e.floor))])
+    return np.maximum(out, np.log10(e.floor)).astype(np.float32).reshape(e.dim)
 
 
 def fit_pca(features: np.ndarray, k: int = COMPONENTS, fit: int = FIT_VOICES,
@@ -347,14 +413,28 @@ class Index:
                 f"{path}: retrieval index {reason} (build it with `companion index build "
                 f"--db {db}`)"
             )
-        print(f"companion: building the retrieval index of {db} ({reason}) -> {path}",
-              file=sys.stderr)  # fmt: skip
-        return cls(db, path, build_index(db, path, wanted, progress, processes))
+        con = presets.connect(db)
+        n = con.execute("SELECT COUNT(*) FROM voices").fetchone()[0]
+        con.close()
+        cores = processes or default_processes()
+        guess = n * BUILD_S_PER_VOICE / cores + 25.0  # renders over the cores, then the PCA
+        print(f"companion: building the retrieval index of {db} ({reason}) -> {path}: "
+              f"{n} voices, about {guess / 60:.0f} min on {cores} cores, once",
+              file=sys.stderr, flush=True)  # fmt: skip
+        t0 = time.perf_counter()
+        data = build_index(db, path, wanted, progress, processes)
+        print(f"companion: index built in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        return cls(db, path, data)
 
     def embed(self, audio: np.ndarray) -> np.ndarray:
         """(T,) float32 audio at 22 050 Hz -> (K,) float32 coordinates (cut or zero-padded
         to the project's 4 s first, so that frames line up with the library's renders)."""
         return self.components @ (self.embedding(audio) - self.mean)
+
+    def embed_take(self, audio: np.ndarray, play: Play, key: int) -> np.ndarray:
+        """A recording (``as_render``) -> (K,) float32 coordinates."""
+        e = as_render(audio, play, key, self.note, self.embedding)
+        return self.components @ (e - self.mean)
 
     def query(self, audio: np.ndarray, k: int = 16, split: str | None = None,
               exclude_ids=()) -> list[tuple[int, float]]:  # fmt: skip

@@ -18,6 +18,10 @@ For one candidate ``x`` against the target ``y``::
   of the mel dB, as librosa's), over 20: the paper's perceptual metric, which the mel term
   alone was measured to improve less (numbers at MFCC_WEIGHT).
 
+The comparison ignores level: each candidate is first scaled to the target's RMS (a
+recording's gain is arbitrary, and a voice's loudness is not what is matched; the recordings
+bench, bench/recordings.py, compares the same way); ``match_level=False`` compares as is.
+
 Plus a guard against silence, ``QUIET_WEIGHT * quiet``: over the frames where the target is
 within QUIET_RANGE_DB of its loudest, ``quiet`` is the mean of how far the candidate falls more
 than QUIET_MARGIN_DB below the target (frame energy, dB), divided by 20 dB. It is zero for any
@@ -79,19 +83,27 @@ class Target:
         log_weight, mel_weight, mfcc_weight: weights of the log-magnitude, log-mel and MFCC
             terms (0 drops one; a 0 mel weight drops the MFCC term too).
 
+        match_level: the default of ``loss``: candidates scaled to the target's RMS (a
+            recording's level is arbitrary); False where the target's level is the voice's
+            own (a render, as the project makes it).
+
+    Attributes:
+        rms: the target's RMS (candidates are scaled to it).
+
     Raises:
         ValueError: the target is silent or not a 1-D array.
     """
 
     def __init__(self, audio: np.ndarray, sr: int = 22050, sizes=SIZES,
                  log_weight: float = LOG_WEIGHT, mel_weight: float = MEL_WEIGHT,
-                 mfcc_weight: float = MFCC_WEIGHT):  # fmt: skip
+                 mfcc_weight: float = MFCC_WEIGHT, match_level: bool = True):  # fmt: skip
         audio = np.asarray(audio, dtype=np.float32)
         if audio.ndim != 1:
             raise ValueError(f"a target is one channel of audio (T,), got shape {audio.shape}")
         self.sr, self.n_samples, self.sizes = sr, len(audio), tuple(sizes)
+        self.rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
         self.log_weight, self.mel_weight = float(log_weight), float(mel_weight)
-        self.mfcc_weight = float(mfcc_weight)
+        self.mfcc_weight, self.match_level = float(mfcc_weight), bool(match_level)
         self.windows = {n: np.hanning(n + 1)[:-1].astype(np.float32) for n in self.sizes}
         self.mel_n = max(self.sizes)
         self.mel_fb = librosa.filters.mel(sr=sr, n_fft=self.mel_n, n_mels=MEL_BANDS).astype(
@@ -124,11 +136,14 @@ class Target:
         power = np.square(spec) @ self.mel_fb.T
         return (10.0 / np.log(10.0)) * np.log(np.maximum(power, 1e-10))
 
-    def terms(self, audio: np.ndarray) -> dict[str, np.ndarray]:
+    def terms(self, audio: np.ndarray, match_level: bool | None = None
+              ) -> dict[str, np.ndarray]:  # fmt: skip
         """Each term of the loss for a batch of candidates.
 
         Args:
             audio: (B, T) float32 renders, T = the target's length.
+            match_level: scale each candidate to the target's RMS first (a silent one stays
+                silent); False compares them as they are; None: the target's default.
 
         Returns:
             ``sc_<n>`` and ``log_<n>`` for every STFT size n, ``mel``, ``mfcc`` and ``quiet``:
@@ -140,10 +155,17 @@ class Target:
         # one row at a time: a batched matrix product or mean may sum in another order, and a
         # candidate's loss must not depend on its batch (the search's results would then
         # depend on how batches are split between workers); it costs no more per row
+        if self.match_level if match_level is None else match_level:
+            audio = np.stack([self.scaled(a) for a in audio]) if len(audio) else audio
         rows = [self._row(a[None]) for a in audio]
         return (
             {k: np.array([r[k] for r in rows], dtype=np.float32) for k in rows[0]} if rows else {}
         )
+
+    def scaled(self, audio: np.ndarray) -> np.ndarray:
+        """(T,) candidate at the target's RMS (unchanged when it is silent: below 1e-7)."""
+        rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+        return audio if rms < 1e-7 else (audio * (self.rms / rms)).astype(np.float32)
 
     def _row(self, audio: np.ndarray) -> dict[str, float]:
         out = {}
@@ -164,9 +186,10 @@ class Target:
                 out["quiet"] = float(np.maximum(below, 0.0).mean()) / 20.0
         return out
 
-    def loss(self, audio: np.ndarray) -> np.ndarray:
-        """(B, T) candidate renders -> (B,) float32 loss (0 for the target itself)."""
-        return self.combine(self.terms(audio))
+    def loss(self, audio: np.ndarray, match_level: bool | None = None) -> np.ndarray:
+        """(B, T) candidate renders -> (B,) float32 loss (0 for the target itself, at any
+        level when ``match_level``)."""
+        return self.combine(self.terms(audio, match_level))
 
     def combine(self, terms: dict[str, np.ndarray]) -> np.ndarray:
         """The weighted sum of ``terms``' output, (B,) float32."""

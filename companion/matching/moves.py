@@ -75,15 +75,18 @@ _TRANSPOSE = param_index("transpose")
 _ALGORITHM = param_index("algorithm")
 
 
-def groups(values: np.ndarray) -> list[tuple[str, np.ndarray]]:
+def groups(values: np.ndarray, free: tuple[str, ...] = ()) -> list[tuple[str, np.ndarray]]:
     """The parameter groups to search for this voice, in DX7 order.
 
     Args:
         values: (145,) the current voice.
+        free: "key" and / or "velocity": their dependent parameters (keyboard level and
+            rate scaling; velocity sensitivity) of the audible operators are searched too,
+            in a last group ("scaling"): recordings at several keys or velocities show them.
 
     Returns:
         [(group name, parameter indices)]: "frequencies", "carriers", "modulators",
-        "global"; empty groups left out.
+        "global", "scaling"; empty groups left out.
     """
     values = np.asarray(values, np.int64)
     audible = audible_operators(values)
@@ -102,6 +105,11 @@ def groups(values: np.ndarray) -> list[tuple[str, np.ndarray]]:
     if lfo_heard:
         glob += [param_index(n) for n in _LFO]
         glob += [param_index("amp_mod_sens", op) for op in range(1, 7) if audible[op - 1]]
-    out = [("frequencies", freq), ("carriers", car), ("modulators", mod), ("global", glob)]
+    names = (KEY_DEPENDENT if "key" in free else set()) | (
+        VELOCITY_DEPENDENT if "velocity" in free else set()
+    )
+    scaling = [param_index(n, op) for op in range(1, 7) if audible[op - 1] for n in sorted(names)]
+    out = [("frequencies", freq), ("carriers", car), ("modulators", mod), ("global", glob),
+           ("scaling", scaling)]  # fmt: skip
     return [(name, np.array(idx, np.int64)) for name, idx in out if idx]
 

@@ -1,4 +1,5 @@
-"""What ``program`` writes for an input: DIR/<name>.syx, and .wav / .png when asked.
+"""What ``program`` writes for an input: DIR/<name>.syx, and .wav / .png and the bank of
+alternatives <name>-variants.syx (``--variants``) when asked.
 
 Names are chosen for all inputs at once, before anything is computed: inputs that share a stem
 (``a.flac`` and ``a.ogg``) get distinct names (``a-flac``, ``a-ogg``), and a name whose output
@@ -14,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from companion.dx7.sysex import single_voice_message
+from companion.dx7.sysex import bank_message, single_voice_message
+from companion.dx7.voice import INIT_VOICE, Voice
 from companion.io import save_figure, write_atomic, write_audio
 
-EXTENSIONS = (".syx", ".wav", ".png")
+EXTENSIONS = (".syx", ".wav", ".png", "-variants.syx")
 
 
 def output_names(inputs: list[Path], out_dir: Path) -> list[str]:
@@ -45,11 +47,20 @@ def write_outputs(result, out_dir: Path, name: str, sample_rate: int, wav: bool,
     """Write a Result's voice (and render / spectrograms) as DIR/<name>.*; returns the paths."""
     out_dir = Path(out_dir)
     paths = [write_atomic(out_dir / f"{name}.syx", single_voice_message(result.voice))]
+    if result.variants:
+        paths.append(write_atomic(out_dir / f"{name}-variants.syx",
+                                  bank_message(bank(result.variants))))  # fmt: skip
     if wav:
         paths.append(write_audio(out_dir / f"{name}.wav", result.render, sample_rate))
     if png:
         paths.append(_png(result, out_dir / f"{name}.png", sample_rate))
     return paths
+
+
+def bank(voices: list[Voice]) -> list[Voice]:
+    """32 voices: these (at most 32), then INIT VOICE."""
+    voices = list(voices)[:32]
+    return voices + [INIT_VOICE] * (32 - len(voices))
 
 
 def _png(result, path: Path, sample_rate: int) -> Path:

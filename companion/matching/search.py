@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from companion.data.render import Play
 from companion.dx7.params import LEARNABLE
 from companion.dx7.voice import N_PARAMS, Voice, param_index
 from companion.matching.evaluator import Evaluator
@@ -243,7 +244,8 @@ def _prune(budget: _Budget, x: np.ndarray, loss: float, start: np.ndarray,
     return combos[k], options[k]
 
 
-def _descend(budget: _Budget, x: np.ndarray, loss: float, donors: list[np.ndarray]):
+def _descend(budget: _Budget, x: np.ndarray, loss: float, donors: list[np.ndarray],
+             free: tuple[str, ...] = ()):  # fmt: skip
     """Passes over the groups from ``x`` until a pass gains less than PASS_TOL. The start's
     own values join the donors: an edit that stopped paying can be undone.
 
@@ -254,7 +256,7 @@ def _descend(budget: _Budget, x: np.ndarray, loss: float, donors: list[np.ndarra
     donors = [*donors, x.copy()]
     while budget.left > 0 and loss > EXACT:
         before = loss
-        for _, idx in groups(x):
+        for _, idx in groups(x, free):
             if budget.left <= 0:
                 break
             x, loss = _search_group(budget, x, loss, idx, donors, passes == 0)
@@ -264,17 +266,23 @@ def _descend(budget: _Budget, x: np.ndarray, loss: float, donors: list[np.ndarra
     return x, loss
 
 
-def refine(target_audio: np.ndarray, starts: list[Voice], note: int = 60, velocity: int = 85,
-           *, max_evals: int = 800, budget_s: float | None = None,
+def refine(target_audio, starts: list[Voice], play: Play | list[Play] | None = None,
+           *, free: tuple[str, ...] = (), match_level: bool = True, max_evals: int = 800,
+           budget_s: float | None = None,
            evaluator: Evaluator | None = None, crossover: bool = True,
            prune: bool = True, seed: int = 0) -> SearchResult:  # fmt: skip
     """Refine the best of ``starts`` towards a target sound with the engine in the loop.
 
     Args:
-        target_audio: (T,) float32 at 22 050 Hz, T = 4 s (AudioConfig().n_samples).
+        target_audio: (T,) float32 at 22 050 Hz, or a list of them (several recordings of one
+            sound: Evaluator.set_target).
         starts: candidate voices, e.g. retrieval's best and the network's answer (any order;
             they are rendered and ranked first, which counts towards ``max_evals``).
-        note, velocity: MIDI note and velocity the voices are played at.
+        play: how the voices are played for each target (default: the project's render, note
+            60, velocity 85, 4 s).
+        free: which of "key" and "velocity" dependent parameters are searched too (several
+            recordings at different keys / velocities show them; moves.groups).
+        match_level: compare at the target's level (a recording's; companion.matching.loss).
         max_evals: most voices to evaluate (the starts included; cached ones count too).
         budget_s: most seconds to spend (None: no limit); stops between batches.
         evaluator: a persistent Evaluator (its pool is reused); None makes one for this call.
@@ -294,7 +302,7 @@ def refine(target_audio: np.ndarray, starts: list[Voice], note: int = 60, veloci
     own = evaluator is None
     evaluator = Evaluator() if own else evaluator
     try:
-        evaluator.set_target(target_audio, note, velocity)
+        evaluator.set_target(target_audio, play, match_level)
         values = np.stack([v.values for v in starts]).astype(np.int64)
         losses = evaluator(values)
         rng = np.random.default_rng(seed)
@@ -309,11 +317,11 @@ def refine(target_audio: np.ndarray, starts: list[Voice], note: int = 60, veloci
                   and 0 < edits(values[j], start) <= DONOR_MAX]  # fmt: skip
         # from the best start while a pass gains; then, with budget left, from the next
         # best start (its own search), keeping the best voice found
-        x, loss = _descend(budget, start, start_loss, donors)
+        x, loss = _descend(budget, start, start_loss, donors, free)
         for j in order[1:]:
             if budget.left < RESTART_MIN or loss <= EXACT:
                 break
-            xj, lj = _descend(budget, values[j], float(losses[j]), [start])
+            xj, lj = _descend(budget, values[j], float(losses[j]), [start], free)
             if lj < loss:
                 x, loss, k, start, start_loss = xj, lj, int(j), values[j].copy(), float(losses[j])
         budget.release()
