@@ -94,10 +94,6 @@ class Take:
     estimated: tuple[str, ...] = ()
     level_known: bool = False
 
-    @property
-    def sample_rate(self) -> int:
-        return self.play.sample_rate
-
     def describe(self) -> str:
         """What was read, for the output line: ``note 48 (131 Hz, estimated), onset 0.21 s,
         key held 1.20 s (estimated), level -14 dBFS, 2.6 s matched``."""
@@ -125,18 +121,23 @@ def frames_db(audio: np.ndarray, hop: int, frame: int) -> np.ndarray:
     return np.maximum(10 * np.log10(np.maximum(ms, 1e-30)), FLOOR_DB)
 
 
-def noise_floor_db(audio: np.ndarray) -> float:
-    """The recording's noise floor, dBFS: its quietest 5 % of 3 ms frames, at most 40 dB
-    below its loudest (a recording that sounds throughout has no floor of its own)."""
-    env = frames_db(audio, _ONSET_HOP, 2 * _ONSET_HOP)
+def onset_envelope(audio: np.ndarray) -> np.ndarray:
+    """(T,) -> the 3 ms frame energies (dBFS) the noise floor and the onset are read from."""
+    return frames_db(audio, _ONSET_HOP, 2 * _ONSET_HOP)
+
+
+def noise_floor_db(env: np.ndarray) -> float:
+    """The recording's noise floor, dBFS, from its ``onset_envelope``: the quietest 5 % of
+    its frames, at most 40 dB below the loudest (a recording that sounds throughout has no
+    floor of its own)."""
     return float(min(np.percentile(env, 5), env.max() - 40.0))
 
 
-def find_onset(audio: np.ndarray, noise_db: float | None = None) -> int:
+def find_onset(audio: np.ndarray, env: np.ndarray | None = None) -> int:
     """The sample where the sound first rises ONSET_ABOVE_DB above the noise floor (and
-    within 80 dB of its peak)."""
-    env = frames_db(audio, _ONSET_HOP, 2 * _ONSET_HOP)
-    noise = noise_floor_db(audio) if noise_db is None else noise_db
+    within 80 dB of its peak); ``env``: its ``onset_envelope`` if already computed."""
+    env = onset_envelope(audio) if env is None else env
+    noise = noise_floor_db(env)
     level = max(noise + ONSET_ABOVE_DB, env.max() - 80.0)
     first = int(np.argmax(env >= level))
     # to the sample: the first one in that frame loud enough to belong to it
@@ -252,8 +253,9 @@ def read_take(path: str | Path, cfg: AudioConfig = AudioConfig(), note: int | No
         file_s = len(audio) / sr
     if np.abs(audio).max() < SILENCE:
         raise AudioError(f"{path}: audio is silent (peak below {SILENCE:g})")
-    noise = noise_floor_db(audio)
-    onset = find_onset(audio, noise)
+    onset_env = onset_envelope(audio)
+    noise = noise_floor_db(onset_env)
+    onset = find_onset(audio, onset_env)
     begin = max(0, onset - round(PRE_S * sr))
     # the envelope from the onset on: the end of the first note, then its key-up
     note_audio = audio[onset:]
