@@ -57,7 +57,7 @@ demo: setup
 	@mkdir -p $(DATA)/demo
 	$(if $(LIBRARY_DB),@test -f $(LIBRARY_DB) || $(BIN)/companion presets build --cartridges "$(CARTRIDGES)" --db $(LIBRARY_DB))
 	$(if $(INPUT),,$(BIN)/companion sounds gm-violin faust-clarinet --out-dir $(DATA)/demo)
-	$(BIN)/companion program $(if $(INPUT),"$(INPUT)",$(DATA)/demo/gm-violin.wav $(DATA)/demo/faust-clarinet.wav) --out-dir $(DATA)/demo/out --wav --png --quality $(QUALITY) --note $(NOTE) --variants $(VARIANTS) $(if $(LIBRARY_DB),--library $(LIBRARY_DB))
+	$(BIN)/companion program $(if $(INPUT),"$(INPUT)",$(DATA)/demo/gm-violin.wav $(DATA)/demo/faust-clarinet.wav) --out-dir $(DATA)/demo/out --wav --png --quality $(QUALITY) --note $(NOTE) --variants $(VARIANTS) --overwrite $(if $(LIBRARY_DB),--library $(LIBRARY_DB))
 
 # The tests, then every notebook as it is (nbval; only cells marked NBVAL_CHECK_OUTPUT must
 # give their stored output).

@@ -1,16 +1,23 @@
 """The ``companion`` command.
 
-Every subcommand exits non-zero with a one-line reason on bad input and writes its outputs
-through temporary files, so that an error never leaves a half-written file behind.
+Every subcommand exits non-zero with a one-line reason on bad input (a full disk included) and
+writes its outputs through companion.io, so that an error never leaves a half-written file
+behind and no output replaces a file the command reads (``_READS`` says what each reads; the
+check is made here, before any work, and again by every writer). Ctrl-C and SIGTERM end it
+with one line saying what is on disk (``_INTERRUPTED``), status 130 or 143.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
+import signal
+import sqlite3
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,12 +32,47 @@ _INTERRUPTED = {
     "program": "the voices printed above are written; the others are not",
 }
 
+# What each command reads (its arguments; a folder: everything in it). No output of the
+# command may be one of these (companion.io.check_output), nor an output folder one of these
+# folders; None: the default the command would read.
+_READS = {
+    "presets build": ("cartridges",),
+    "presets export": ("db",),
+    "index build": ("db",),
+    "dataset build": ("db",),
+    "train": ("data",),
+    "program": ("inputs", "model", "library"),
+    "render": ("syx",),
+    "evaluate": ("run", "data"),
+    "interpolate": ("a", "b", "model"),
+    "generate": ("model",),
+    "evaluate-latent": ("run", "data"),
+    "evaluate-ood": ("run", "data"),
+    "ship": ("run", "data"),
+}
+_DEFAULT_READS = {
+    "cartridges": lambda: os.environ.get("COMPANION_CARTRIDGES"),
+    "library": lambda: os.environ.get("COMPANION_LIBRARY"),
+    "model": lambda: _default_model(),
+    "run": lambda: _default_model(),
+}
+
+
+def _default_model() -> Path:
+    from companion.models import default_model_dir
+
+    return default_model_dir()
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse with its usage errors on one line, like every other error of the command."""
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        # `program -dash.wav`: a file whose name starts with "-" reads as an option
+        dashed = next((a for a in sys.argv[1:] if a.startswith("-") and len(a) > 1
+                       and os.path.exists(a)), None)  # fmt: skip
+        hint = f"; a file named {dashed}? put -- before it" if dashed else ""
+        self.exit(2, f"{self.prog}: error: {message}{hint} (see {self.prog} --help)\n")
 
 
 def _int_in(lo: int, hi: int | None = None):
@@ -84,10 +126,28 @@ def _outputs_checked(args) -> Iterator[None]:
     Outputs: ``--out`` / ``--out-dir`` (folders, in every subcommand), ``-o`` / ``--output``
     (a file), and the ``--db`` that ``presets build`` writes.
     """
+    from companion import io
+
+    command = " ".join(filter(None, (args.command, getattr(args, "action", None))))
     folders = [Path(getattr(args, a)) for a in ("out", "out_dir") if getattr(args, a, None)]
     files = [Path(args.output)] if getattr(args, "output", None) else []
-    if (args.command, getattr(args, "action", None)) == ("presets", "build"):
+    if command == "presets build":
         files.append(Path(args.db))
+    io.forget_reads()
+    for name in _READS.get(command, ()):
+        value = getattr(args, name, None)
+        if value is None and name in _DEFAULT_READS:
+            value = _DEFAULT_READS[name]()
+        values = value if isinstance(value, list) else [value]
+        io.reads(*values)
+        for v in values:  # an output folder that is a folder the command reads
+            if v is not None and Path(v).is_dir() and any(
+                    os.path.realpath(f) == os.path.realpath(v) for f in folders):  # fmt: skip
+                raise ValueError(f"{v}: is the folder this command reads (--{name}); write "
+                                 "its outputs elsewhere")  # fmt: skip
+    io.check_outputs(files)
+    if command == "ship":  # its folder is replaced whole
+        io.check_output(folders[0], folder=True)
     made = [m for folder in folders for m in _check_folder(folder)]
     for f in files:
         if f.is_dir():
@@ -109,7 +169,7 @@ def _os_error_line(e: OSError) -> str:
     if e.filename is None:
         return e.strerror or str(e)
     path = Path(os.fsdecode(e.filename))
-    reason = e.strerror or str(e)
+    reason = "no space left on device" if e.errno == errno.ENOSPC else e.strerror or str(e)
     if isinstance(e, (NotADirectoryError, FileExistsError)):
         blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
         if blocker is not None:
@@ -132,7 +192,7 @@ def _version() -> str:
 def _presets_build(args) -> None:
     from companion.data import presets
 
-    summary = presets.build(args.cartridges, args.db)
+    summary = presets.build(args.cartridges, args.db, progress=sys.stderr.isatty())
     print(
         f"{args.db}: {summary['unique_voices']} unique voices from "
         f"{summary['readable_voices']} readable ({summary['skipped_voices']} corrupt skipped); "
@@ -179,7 +239,8 @@ def _index_build(args) -> None:
     from companion.matching.index import Index
 
     t = time.perf_counter()
-    index = Index.open(args.db, note=args.note, velocity=args.velocity, progress=True,
+    index = Index.open(args.db, note=args.note, velocity=args.velocity,
+                       progress=sys.stderr.isatty(),
                        processes=args.processes, rebuild=args.force)  # fmt: skip
     seconds = time.perf_counter() - t
     print(f"{index.path}: {len(index)} voices at note {index.note}, velocity {index.velocity}, "
@@ -190,7 +251,8 @@ def _dataset_build(args) -> None:
     from companion.data import dataset
 
     summary = dataset.build(
-        args.db, args.config, args.out, notes=args.notes, limit=args.limit, processes=args.processes
+        args.db, args.config, args.out, notes=args.notes, limit=args.limit,
+        processes=args.processes, progress=sys.stderr.isatty(),
     )
     print(json.dumps({"dataset": args.out, **summary}, indent=1))
 
@@ -244,7 +306,7 @@ def _program(args) -> None:
                               jobs=args.jobs, candidates=args.candidates, tune=not args.no_tune,
                               wav=args.wav, png=args.png, seed=args.seed, progress=False,
                               together=args.together, variants=args.variants,
-                              on_result=report,
+                              overwrite=args.overwrite, on_result=report,
                               index_progress=sys.stderr.isatty())  # fmt: skip
     if any(r.error for r in results):
         raise SystemExit(1)
@@ -284,12 +346,12 @@ def _render(args) -> None:
     if voice is None:
         bad = next(s for s in contents.skipped if s.index == args.index)
         raise ValueError(f"{args.syx}: voice {args.index} is corrupt ({bad.reason})")
+    for w in contents.warnings:  # as presets build records them: the voice is still read
+        where = "" if w.startswith(str(args.syx)) else f"{args.syx}: "
+        print(f"companion: warning: {where}{w}", file=sys.stderr)
     renderer = Renderer()
     audio = renderer.render(voice, args.note, args.velocity)
-    try:
-        write_audio(out, audio, renderer.cfg.sample_rate, format=fmt)
-    except (OSError, sf.LibsndfileError) as e:
-        raise ValueError(f"{out}: cannot write ({getattr(e, 'strerror', None) or e})") from None
+    write_audio(out, audio, renderer.cfg.sample_rate, format=fmt)  # a failure: one line, main
     print(
         f"{out}: '{voice.display_name}' (voice {args.index}) at note {args.note}, velocity "
         f"{args.velocity}, {renderer.cfg.render_s:g} s"
@@ -305,12 +367,14 @@ def _evaluate(args) -> None:
 
 def _interpolate(args) -> None:
     from companion.dx7.sysex import read_voices
-    from companion.latent.interpolate import Latent, naive_path, step_names, write_path
+    from companion.io import check_outputs
+    from companion.latent import interpolate as ip
 
+    check_outputs(ip.path_files(args.out_dir, args.steps, args.wav))  # before any work
     a, b = (read_voices(f)[0] for f in (args.a, args.b))
-    values = naive_path(a, b, args.steps) if args.naive else Latent(args.model).path(
+    values = ip.naive_path(a, b, args.steps) if args.naive else ip.Latent(args.model).path(
         a, b, args.steps)  # fmt: skip
-    written = write_path(values, step_names(a, b, args.steps), args.out_dir, wav=args.wav)
+    written = ip.write_path(values, ip.step_names(a, b, args.steps), args.out_dir, wav=args.wav)
     mode = "naive" if args.naive else "latent"
     print(
         f"{mode} path '{a.display_name}' -> '{b.display_name}', {args.steps} steps: "
@@ -464,6 +528,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--no-tune", action="store_true", help="do not correct the pitch")
     g.add_argument("--wav", action="store_true", help="also write the voice rendered, .wav")
     g.add_argument("--png", action="store_true", help="also write both spectrograms, .png")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace files of the same name in --out-dir (default: a file there "
+                   "is kept, the new one numbered NAME-2.syx; an input is never replaced)")
     g.set_defaults(func=_program)
 
     r = sub.add_parser("render", help="play a voice of a .syx file with the Dexed engine")
@@ -534,8 +601,37 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is (status 143 instead of 130)."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None):
+    """A warning about the user's input: one line, without our source line."""
+    print(f"companion: warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The command; returns its exit status. What it sets for its run (SIGTERM's handler, the
+    warnings' format, the inputs it reads) is put back after, for callers in the same process."""
+    from companion import io
+
     args = parser().parse_args(argv)
+    sigterm = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
+    show, warnings.showwarning = warnings.showwarning, _warning_line
+    try:
+        return _run(args)
+    finally:
+        warnings.showwarning = show
+        if sigterm is not None:
+            signal.signal(signal.SIGTERM, sigterm)
+        io.forget_reads()
+
+
+def _run(args) -> int:
     try:
         with _outputs_checked(args):
             args.func(args)
@@ -543,22 +639,33 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:  # bad input: one line, no traceback
         print(f"companion: error: {e}", file=sys.stderr)
         return 1
-    except (FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError,
-            FileNotFoundError) as e:  # fmt: skip
-        print(f"companion: error: {_os_error_line(e)}", file=sys.stderr)
-        return 1
     except BrokenPipeError:  # `companion ... | head`: the reader is gone; stop quietly
         # The recipe of the Python docs (signal.SIGPIPE note): point stdout at devnull so the
         # interpreter's own flush at exit does not raise again.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
-    except KeyboardInterrupt:
+    except OSError as e:  # a full disk, a folder that cannot be made: the user's path, one line
+        print(f"companion: error: {_os_error_line(e)}", file=sys.stderr)
+        return 1
+    except sqlite3.Error as e:  # a database that cannot be written (a full disk) or read
+        db = getattr(args, "db", None)
+        print(f"companion: error: {db + ': ' if db else ''}{e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as e:
         command = " ".join(filter(None, (args.command, getattr(args, "action", None))))
         how = _INTERRUPTED.get(command, "nothing half-written")
-        print(f"companion: interrupted; {how}", file=sys.stderr)
-        return 130
+        what = "terminated" if isinstance(e, _Terminated) else "interrupted"
+        print(f"companion: {what}; {how}", file=sys.stderr)
+        return 143 if isinstance(e, _Terminated) else 130
     return 0
+
+
+def _main_thread() -> bool:
+    """Whether this is the main thread (signal handlers can be set only there)."""
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 if __name__ == "__main__":

@@ -8,13 +8,24 @@ files get 0666 less the process umask, as ``open()`` would give them (``mkstemp`
 ``atomic_path`` (a temporary path for any writer) and ``atomic_dir`` (a folder swapped in
 whole) are the primitives; ``write_atomic`` (bytes or text), ``save_npy``, ``write_audio``,
 ``save_figure`` and ``copy_atomic`` are the writers built on them that the project uses.
+
+Two rules hold here for every command, in one place:
+- a file the running command reads (``reads``: its audio, voices, database, model, library) is
+  never written over, through a symbolic or a hard link either: ``check_output`` refuses it in
+  one line, and every writer calls it before it writes;
+- files that belong together (``together``: a bank split over several files, a voice with its
+  render and picture) appear all or none, and a write that fails names the user's file (a full
+  disk: "FILE: no space left on device"), never the temporary.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +36,84 @@ os.umask(_UMASK)
 FILE_MODE = 0o666 & ~_UMASK
 DIR_MODE = 0o777 & ~_UMASK
 TMP_SUFFIX = ".tmp"
+
+
+# What the running command reads: (st_dev, st_ino) -> the path as the user named it. Inodes,
+# not names: a symbolic link or a hard link to an input is that input.
+_READS: dict[tuple[int, int], str] = {}
+_READ_FOLDERS: dict[str, str] = {}  # real path -> as named: a folder swapped whole holds none
+
+_GROUP: list | None = None  # (temporary, path) of the files of a ``together`` block
+
+
+def reads(*paths: str | os.PathLike | None) -> None:
+    """Record the files and folders (everything in them) the running command reads.
+
+    None and paths that do not exist are ignored (the command reports those itself).
+    """
+    for p in paths:
+        if p is None:
+            continue
+        p = Path(p)
+        files = [p]
+        if p.is_dir():
+            _READ_FOLDERS[os.path.realpath(p)] = str(p)
+            files = [f for f in p.rglob("*") if f.is_file()]
+        for f in files:
+            try:
+                st = f.stat()
+            except OSError:
+                continue
+            _READS.setdefault((st.st_dev, st.st_ino), str(f))
+
+
+def forget_reads() -> None:
+    """A new command begins: nothing is recorded as read."""
+    _READS.clear()
+    _READ_FOLDERS.clear()
+
+
+def check_output(path: str | os.PathLike, folder: bool = False) -> None:
+    """Refuse an output that would replace a file the command reads (``folder``: a folder
+    swapped in whole, which must hold none of them).
+
+    Raises:
+        ValueError: one line naming the output and the input.
+    """
+    path = Path(path)
+    try:
+        st = path.stat()  # follows a symbolic link to what it points at
+    except OSError:
+        st = None
+    named = _READS.get((st.st_dev, st.st_ino)) if st is not None else None
+    if named is None and folder:
+        real = os.path.realpath(path)
+        named = next((n for r, n in _READ_FOLDERS.items()
+                      if r == real or r.startswith(real + os.sep)), None)  # fmt: skip
+        if named is None:
+            named = next((n for (dev, ino), n in _READS.items()
+                          if os.path.realpath(n).startswith(real + os.sep)), None)  # fmt: skip
+    if named is None:
+        return
+    if os.path.realpath(named) == os.path.realpath(path) and Path(named) == path:
+        raise ValueError(f"{path}: this command reads it; writing there would destroy it, "
+                         "choose another output")  # fmt: skip
+    what = "holds" if folder else "is the same file as"
+    raise ValueError(f"{path}: {what} {named}, which this command reads; writing there would "
+                     "destroy it, choose another output")  # fmt: skip
+
+
+def check_outputs(paths) -> None:
+    """``check_output`` of several paths, before any work: one line for the first refused."""
+    for p in paths:
+        check_output(p)
+
+
+def _name_user_path(e: OSError, path: Path) -> None:
+    """Make the OSError of a failed write name the user's ``path``, not our temporary."""
+    name = None if e.filename is None else Path(os.fsdecode(e.filename)).name
+    if name is None or name.startswith(f".{path.stem}."):
+        e.filename = str(path)
 
 
 def _check_parent(path: Path, folder: bool = False) -> None:
@@ -50,20 +139,105 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         Path of the temporary file (``.NAME.XXXX.tmp.EXT`` in the same folder).
     """
     path = Path(path)
+    check_output(path)
     _check_parent(path)
-    fd, tmp = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.stem}.", suffix=f"{TMP_SUFFIX}{path.suffix}"
-    )
+    try:
+        fd, tmp = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.stem}.", suffix=f"{TMP_SUFFIX}{path.suffix}"
+        )
+    except OSError as e:
+        _name_user_path(e, path)
+        raise
     os.close(fd)
     tmp = Path(tmp)
     try:
         yield tmp
         _fsync(tmp)
         os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
+        if _GROUP is not None:  # a ``together`` block renames its files when it ends
+            _GROUP.append((tmp, path))
+        else:
+            os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        _name_user_path(e, path)
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def together() -> Iterator[None]:
+    """The files written in this block (through any writer here) appear together when it ends,
+    or none of them if it fails part-way; a file it replaces comes back then. Nested blocks
+    join the outer one."""
+    global _GROUP
+    if _GROUP is not None:
+        yield
+        return
+    _GROUP = group = []
+    try:
+        try:
+            yield
+        finally:
+            _GROUP = None
+        _commit(group)
+    except BaseException:
+        for tmp, _ in group:
+            tmp.unlink(missing_ok=True)
+        raise
+
+
+def _commit(group: list[tuple[Path, Path]]) -> None:
+    """Rename every temporary of ``group`` in place, or undo the ones done and raise."""
+    done: list[tuple[Path, Path | None]] = []  # (path, the old file kept aside or None)
+    try:
+        for tmp, path in group:
+            old = None
+            if path.is_file():
+                old = path.with_name(f".{path.name}.{os.getpid()}.old{TMP_SUFFIX}")
+                try:
+                    os.link(path, old)  # a second name for the old file, until all is in place
+                except OSError:  # a file system without hard links: it cannot come back
+                    old = None
+            done.append((path, old))
+            os.replace(tmp, path)
+    except BaseException:
+        for path, old in reversed(done):
+            if old is not None:
+                os.replace(old, path)
+            else:
+                path.unlink(missing_ok=True)
+        raise
+    for _, old in done:
+        if old is not None:
+            old.unlink(missing_ok=True)
+
+
+@contextmanager
+def uninterrupted() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait for the end of this block (short work that must be whole: files
+    written and the line that reports them), then act as they would have. Outside the main
+    thread, a plain block. (Python handlers, not a signal mask: the mask is per thread, and a
+    pool's threads would take the signal for the process.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    before = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in held}
+    try:
+        yield
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+        if caught:
+            handler = before[caught[0]]
+            if callable(handler):
+                handler(caught[0], None)  # Ctrl-C's KeyboardInterrupt, or the command's own
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), caught[0])
 
 
 def _fsync(path: Path) -> None:
@@ -112,8 +286,19 @@ def write_audio(path: str | os.PathLike, audio, sample_rate: int, subtype: str |
     path = Path(path)
     fmt = kwargs.pop("format", None) or path.suffix.lstrip(".").upper()
     with atomic_path(path) as tmp:
-        sf.write(tmp, audio, sample_rate, subtype=subtype, format=fmt, **kwargs)
+        try:
+            sf.write(tmp, audio, sample_rate, subtype=subtype, format=fmt, **kwargs)
+        except sf.LibsndfileError as e:  # libsndfile says "System error." for a full disk
+            raise OSError(errno.ENOSPC if _full(path.parent) else errno.EIO,
+                          os.strerror(errno.ENOSPC) if _full(path.parent) else str(e),
+                          str(path)) from None  # fmt: skip
     return path
+
+
+def _full(folder: Path, margin: int = 1 << 20) -> bool:
+    """Whether the file system of ``folder`` has less than ``margin`` bytes left."""
+    st = os.statvfs(folder)
+    return st.f_bavail * st.f_frsize < margin
 
 
 def copy_atomic(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
@@ -143,6 +328,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         Path of the temporary folder.
     """
     path = Path(path)
+    check_output(path, folder=True)
     _check_parent(path, folder=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX))
     try:
@@ -166,6 +352,11 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
             raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+    except OSError as e:  # a full disk: name the file as it would have been, not our temporary
+        shutil.rmtree(tmp, ignore_errors=True)
+        if e.filename is not None and Path(os.fsdecode(e.filename)).is_relative_to(tmp):
+            e.filename = str(path / Path(os.fsdecode(e.filename)).relative_to(tmp))
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

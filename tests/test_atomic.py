@@ -544,3 +544,75 @@ def test_a_checkpoint_that_fails_half_way_leaves_the_previous_one(run_copy, monk
     monkeypatch.undo()
     train.train("smoke", data, run, epochs=2, resume=True, progress=False)
     assert [m["epoch"] for m in train.read_metrics(run)] == [1, 2]
+
+
+def test_together_is_all_or_none(tmp_path, monkeypatch):
+    """Three files together, the third failing: none of the new ones is left, the old file the
+    first replaced is back byte for byte; without a failure all three appear."""
+    old = write_atomic(tmp_path / "a.syx", b"old")
+    half_open(monkeypatch, fail_on=3)
+    with pytest.raises(DiskFull), cio.together():
+        write_atomic(tmp_path / "a.syx", b"new a")
+        write_atomic(tmp_path / "b.syx", b"new b")
+        assert not (tmp_path / "b.syx").exists()  # nothing appears before the block ends
+        write_atomic(tmp_path / "c.syx", b"new c")
+    assert snapshot(tmp_path) == {"a.syx": b"old"} and old.read_bytes() == b"old"
+    monkeypatch.undo()
+    with cio.together():
+        for name in "abc":
+            write_atomic(tmp_path / f"{name}.syx", name.encode())
+    assert snapshot(tmp_path) == {f"{n}.syx": n.encode() for n in "abc"}
+
+
+def test_a_failed_rename_together_puts_the_old_files_back(tmp_path, monkeypatch):
+    write_atomic(tmp_path / "a.syx", b"old a")
+    real, calls = cio.os.replace, []
+
+    def second_fails(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise DiskFull()
+        real(src, dst)
+
+    monkeypatch.setattr(cio.os, "replace", second_fails)
+    with pytest.raises(DiskFull), cio.together():
+        write_atomic(tmp_path / "a.syx", b"new a")
+        write_atomic(tmp_path / "b.syx", b"new b")
+    assert snapshot(tmp_path) == {"a.syx": b"old a"}
+
+
+def test_an_input_is_never_written_over(tmp_path):
+    """What a command reads (directly, through a symbolic or a hard link, inside a folder it
+    reads) is refused by every writer, and a folder swapped whole may not hold one."""
+    (tmp_path / "in").mkdir()
+    src = write_atomic(tmp_path / "in" / "a.syx", b"mine")
+    (tmp_path / "sym.syx").symlink_to(src)
+    (tmp_path / "hard.syx").hardlink_to(src)
+    cio.forget_reads()
+    try:
+        cio.reads(tmp_path / "in")
+        for out in (src, tmp_path / "sym.syx", tmp_path / "hard.syx"):
+            with pytest.raises(ValueError, match="which this command reads|this command reads it"):
+                write_atomic(out, b"new")
+        with pytest.raises(ValueError, match="holds"):
+            with atomic_dir(tmp_path):
+                pass
+        write_atomic(tmp_path / "in" / "b.syx", b"new file")  # beside it: fine
+    finally:
+        cio.forget_reads()
+    assert src.read_bytes() == b"mine"
+    write_atomic(tmp_path / "hard.syx", b"not an input any more")
+
+
+def test_uninterrupted_holds_ctrl_c_until_the_end(tmp_path):
+    import os
+    import signal
+
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with cio.uninterrupted():
+            os.kill(os.getpid(), signal.SIGINT)
+            done.append("written")
+            write_atomic(tmp_path / "a.syx", b"whole")
+            done.append("reported")
+    assert done == ["written", "reported"] and (tmp_path / "a.syx").read_bytes() == b"whole"

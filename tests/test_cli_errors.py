@@ -295,8 +295,10 @@ def test_interrupt_says_how_to_go_on(command, fixture_db, smoke_run, tmp_path):
     command, not a traceback."""
     out = tmp_path / "out"
     if command == "dataset build":
+        # six notes a voice: ~6 s of work, so the signal comes in the middle of it (with one
+        # note the build could end first and the signal meet the interpreter's exit)
         args = ["dataset", "build", "--db", fixture_db, "--config", "smoke", "--out", out,
-                "--processes", "1"]  # fmt: skip
+                "--processes", "1", "--notes", "six"]  # fmt: skip
         expected = "run the same `dataset build` again to continue where it stopped"
     else:
         args = ["train", "--config", "smoke", "--data", smoke_run[0], "--out", out,
@@ -329,3 +331,411 @@ def test_make_reproduce_without_cartridges(tmp_path):
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and f"CARTRIDGES='{tmp_path / 'nowhere'}' is not a folder" in lines[0]
     assert list(tmp_path.iterdir()) == []
+
+
+# --- a command never writes over what it reads --------------------------------------------
+
+
+@pytest.fixture
+def owned(work, model_copies) -> Path:
+    """The `work` folder with what a user owns beside it: a cartridge folder, a model folder,
+    a dataset folder, and the inputs of an interpolation in its own output folder."""
+    (work / "carts").mkdir()
+    shutil.copy(work / "two.syx", work / "carts" / "a.syx")
+    shutil.copytree(model_copies / "whole", work / "model")
+    (work / "ds").mkdir()
+    (work / "ds" / "config.yaml").write_text("name: smoke\n")
+    (work / "d").mkdir()
+    shutil.copy(work / "two.syx", work / "d" / "step1.syx")
+    shutil.copy(work / "two.syx", work / "d" / "path.syx")
+    (work / "o").mkdir()
+    return work
+
+
+LINKS = ("the same path", "a symbolic link", "a hard link")
+
+# (argv with OUT where the output goes, the input OUT is or links to, where OUT is made)
+READ_CASES = {
+    "presets export -o its database": (
+        ["presets", "export", "--db", "p.sqlite", "--split", "train", "--limit", "32", "-o",
+         "OUT"],
+        "p.sqlite", "x.sqlite"),
+    "presets build --db one of its cartridges": (
+        ["presets", "build", "--cartridges", "carts", "--db", "OUT"], "carts/a.syx", "x.syx"),
+    "render -o its .syx": (["render", "two.syx", "-o", "OUT"], "two.syx", "x.wav"),
+    "interpolate over its inputs": (
+        ["interpolate", "d/step1.syx", "d/path.syx", "--naive", "--out-dir", "OUT"],
+        "d/step1.syx", "e/step1.syx"),
+    "generate -o a file of its model": (
+        ["generate", "--model", "model", "-o", "OUT"], "model/model.yaml", "x.syx"),
+    "program over its library": (
+        ["program", "tone.wav", "--library", "p.sqlite", "--overwrite", "--out-dir", "o",
+         "--candidates", "1", "--quality", "fast", "--note", "60"],  # fmt: skip
+        "p.sqlite", "o/tone.syx"),
+    "program over its model": (
+        ["program", "tone.wav", "--model", "model", "--overwrite", "--out-dir", "o"],
+        "model/model.yaml", "o/tone.syx"),
+}
+
+
+@pytest.mark.parametrize("link", LINKS)
+@pytest.mark.parametrize("case", list(READ_CASES))
+def test_an_output_is_never_an_input(owned, case, link):
+    """Every writing subcommand, its output on one of its inputs (the path itself, or a link
+    to it): refused in one line before any work, the input intact, nothing written."""
+    args, victim, made = READ_CASES[case]
+    victim = owned / victim
+    if link == "the same path":
+        if case.startswith(("render", "program")):  # render: a .syx is not an audio name;
+            return  # program: it chooses its names (tested in test_program); links below
+        out = victim
+    else:
+        out = owned / made
+        out.parent.mkdir(exist_ok=True)
+        (os.symlink if link == "a symbolic link" else os.link)(victim, out)
+    if case.startswith("interpolate"):
+        target = owned / "d" if link == "the same path" else out.parent
+        args = [str(target) if a == "OUT" else a for a in args]
+    else:
+        args = [str(out) if a == "OUT" else a for a in args]
+    before, content = snapshot(owned), victim.read_bytes()
+    proc = run(args, owned)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and "which this command reads" in lines[0] or (
+        "this command reads it" in lines[0]), proc.stderr
+    assert victim.read_bytes() == content and snapshot(owned) == before
+
+
+@pytest.mark.parametrize("args, folder", [
+    (["train", "--config", "smoke", "--data", "ds", "--out", "ds"], "ds"),
+    (["evaluate", "--run", "model", "--data", "ds", "--out", "model"], "model"),
+    (["evaluate", "--data", "ds", "--out", "ds"], "ds"),
+    (["evaluate-latent", "--run", "model", "--data", "ds", "--out", "model"], "model"),
+    (["evaluate-ood", "--run", "model", "--data", "ds", "--out-dir", "o", "--out", "ds"], "ds"),
+    (["ship", "--run", "model", "--data", "ds", "--out", "model"], "model"),
+    (["program", "tone.wav", "--model", "model", "--out-dir", "model"], "model"),
+    (["program", "tone.wav", "--library", "carts", "--out-dir", "carts"], "carts"),
+])  # fmt: skip
+def test_an_output_folder_is_never_an_input_folder(owned, args, folder):
+    before = snapshot(owned)
+    proc = run(args, owned)
+    assert proc.returncode == 1 and proc.stderr.splitlines() == [
+        f"companion: error: {folder}: is the folder this command reads "
+        f"(--{args[args.index(folder) - 1].lstrip('-')}); write its outputs elsewhere"
+    ], proc.stderr
+    assert snapshot(owned) == before
+
+
+def test_ship_never_replaces_a_folder_holding_its_run(owned):
+    """ship replaces its --out folder whole: a folder that holds the run is refused."""
+    before = snapshot(owned)
+    proc = run(["ship", "--run", "model", "--data", "ds", "--out", "."], owned)
+    assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert "holds model" in proc.stderr and "which this command reads" in proc.stderr
+    assert snapshot(owned) == before
+
+
+# --- a full disk ----------------------------------------------------------------------------
+
+# Where a tmpfs cannot be mounted (not root, no CAP_SYS_ADMIN), a full disk is simulated: every
+# file written through companion.io counts against FAKE_DISK_BYTES and the write past it fails
+# with ENOSPC. Here and in CI (root) the real file system is used; the test says which ran.
+_FAKE_DISK = """
+import errno, os, sys
+import companion.io as io
+left, real, disk = [int(os.environ["FAKE_DISK_BYTES"])], io._fsync, os.environ["FAKE_DISK"]
+def fsync(path):
+    if str(path).startswith(disk):
+        left[0] -= os.path.getsize(path)
+        if left[0] < 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    real(path)
+io._fsync = fsync
+from companion.cli import main
+sys.exit(main())
+"""
+
+
+class Disk:
+    """A folder on a file system of ``size`` bytes: a tmpfs, or the simulation above."""
+
+    def __init__(self, path: Path, size: int):
+        self.path, self.size = path, size
+        path.mkdir()
+        self.real = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
+                                    str(path)], capture_output=True).returncode == 0  # fmt: skip
+        if not self.real and os.environ.get("CI") and os.geteuid() == 0:
+            pytest.fail("CI runs as root: a tmpfs must mount there")
+
+    def run(self, args, cwd: Path) -> subprocess.CompletedProcess:
+        if self.real:
+            return run(args, cwd)
+        env = {**os.environ, "FAKE_DISK_BYTES": str(self.size), "FAKE_DISK": str(self.path)}
+        return subprocess.run([sys.executable, "-c", _FAKE_DISK, *map(str, args)], cwd=cwd,
+                              capture_output=True, text=True, env=env)  # fmt: skip
+
+    def files(self) -> list[str]:
+        return sorted(p.name for p in self.path.iterdir())
+
+    def close(self) -> None:
+        if self.real:
+            subprocess.run(["umount", str(self.path)], check=True)
+
+
+@pytest.fixture
+def disk(tmp_path):
+    disks = []
+
+    def make(size: int) -> Disk:
+        disks.append(Disk(tmp_path / f"disk{len(disks)}", size))
+        return disks[-1]
+
+    yield make
+    for d in disks:
+        d.close()
+
+
+def _full_line(proc, path: Path) -> None:
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.splitlines() == [f"companion: error: {path}: no space left on device"]
+
+
+def test_full_disk_export_writes_all_banks_or_none(work, disk):
+    d = disk(12 * 1024)  # the first 4,104-byte bank fits, the second does not
+    proc = d.run(["presets", "export", "--db", "p.sqlite", "--split", "train", "-o",
+                  d.path / "x.syx"], work)  # fmt: skip
+    _full_line(proc, d.path / "x-002.syx")
+    assert d.files() == []
+
+
+@pytest.mark.parametrize("command", ["generate", "render"])
+def test_full_disk_one_file(work, disk, command):
+    d = disk(4 * 1024)
+    out = d.path / ("new.syx" if command == "generate" else "c4.wav")
+    args = ["generate", "-o", out] if command == "generate" else ["render", "two.syx", "-o", out]
+    _full_line(d.run(args, work), out)
+    assert d.files() == []
+
+
+def test_full_disk_index(work, disk, fixture_db):
+    """The index cannot be written beside its database: one line, from `index build` (also
+    with --force) and from `program --library`."""
+    d = disk(fixture_db.stat().st_size + 16 * 1024)
+    shutil.copy(fixture_db, d.path / "p.sqlite")
+    index = d.path / "p.index.npz"
+    for args in (["index", "build", "--db", d.path / "p.sqlite", "--processes", "1"],
+                 ["index", "build", "--db", d.path / "p.sqlite", "--force"],
+                 ["program", "tone.wav", "--out-dir", "o", "--library", d.path / "p.sqlite",
+                  "--quality", "fast", "--note", "60"]):  # fmt: skip
+        proc = d.run(args, work)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.splitlines()[-1] == f"companion: error: {index}: no space left on device"
+        assert len([x for x in proc.stderr.splitlines() if x.startswith("companion: error")]) == 1
+        assert d.files() == ["p.sqlite"]
+
+
+def test_full_disk_program_keeps_what_is_done(work, disk):
+    """Two inputs, room for the outputs of one: the first is written and reported, the second
+    is one line, none of its files is left (its .syx was written before its .wav failed)."""
+    shutil.copy(work / "tone.wav", work / "tone2.wav")
+    args = ["--wav", "--quality", "fast", "--candidates", "1", "--note", "60"]
+    proc = run(["program", "tone.wav", "--out-dir", "sized", *args], work)
+    assert proc.returncode == 0, proc.stderr
+    size = sum(-(-p.stat().st_size // 4096) * 4096 for p in (work / "sized").iterdir())
+    d = disk(size * 3 // 2)
+    proc = d.run(["program", "tone.wav", "tone2.wav", "--out-dir", d.path, *args], work)
+    _full_line(proc, d.path / "tone2.wav")
+    assert len(proc.stdout.splitlines()) == 1 and "tone.syx" in proc.stdout
+    assert d.files() == ["tone.syx", "tone.wav"]
+
+
+# --- signals --------------------------------------------------------------------------------
+
+
+def _start(args, cwd=None) -> subprocess.Popen:
+    """The command in a process group of its own, as a shell runs it (Ctrl-C goes to all)."""
+    return subprocess.Popen([*COMPANION, *map(str, args)], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+
+
+def _wait_for(proc, text: str, deadline_s: float = 120) -> str:
+    """stderr read up to the first line holding ``text`` (the command is at work then)."""
+    seen, end = [], time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        line = proc.stderr.readline()
+        assert line, "it ended before the signal: " + "".join(seen)
+        seen.append(line)
+        if text in line:
+            return "".join(seen)
+    raise AssertionError("no " + text)
+
+
+def _ours(marker: str) -> list[int]:
+    """Processes whose command line holds ``marker`` (a forked worker keeps its parent's)."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit() and marker in (d / "cmdline").read_bytes().decode(errors="replace"):
+                pids.append(int(d.name))
+        except OSError:
+            pass
+    return pids
+
+
+@pytest.mark.parametrize("sig, status, word", [(signal.SIGINT, 130, "interrupted"),
+                                                (signal.SIGTERM, 143, "terminated")])  # fmt: skip
+def test_signal_to_the_group_during_a_pool(fixture_db, tmp_path, sig, status, word):
+    """Ctrl-C (SIGINT to the whole group: the workers get it too) or SIGTERM while the index
+    is built over 2 worker processes: one last line, no worker's traceback, the status."""
+    db = tmp_path / "p.sqlite"
+    shutil.copy(fixture_db, db)
+    proc = _start(["index", "build", "--db", db, "--processes", "2"])
+    head = _wait_for(proc, "building the retrieval index")
+    time.sleep(1.5)  # the workers are up and rendering
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
+    err = head + proc.communicate(timeout=60)[1]
+    assert proc.returncode == status, err
+    lines = err.splitlines()
+    assert "Traceback" not in err and not any("ForkPoolWorker" in x for x in lines), err
+    assert lines[-1].startswith(f"companion: {word}; ")
+    assert not (tmp_path / "p.index.npz").exists()
+
+
+def test_kill_9_leaves_no_workers(fixture_db, tmp_path):
+    """`kill -9` of a command with workers: they exit with it, silently."""
+    db = tmp_path / "kill9" / "p.sqlite"
+    db.parent.mkdir()
+    shutil.copy(fixture_db, db)
+    proc = _start(["index", "build", "--db", db, "--processes", "2"])
+    _wait_for(proc, "building the retrieval index")
+    time.sleep(1.5)
+    assert len(_ours(str(db))) >= 2  # the command and its workers
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while _ours(str(db)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _ours(str(db)) == []
+    assert proc.stderr.read().count("Traceback") == 0
+
+
+def test_interrupted_program_reports_exactly_what_is_on_disk(work):
+    """Ctrl-C while a batch is written (.syx, .wav, .png each): every input reported above the
+    last line has all its files, and no other file is there."""
+    for i in range(6):
+        shutil.copy(work / "tone.wav", work / f"t{i}.wav")
+    out = work / "out"
+    proc = _start(["program", *[f"t{i}.wav" for i in range(6)], "--out-dir", out, "--wav",
+                   "--png", "--quality", "fast", "--candidates", "1", "--note", "60"],
+                  cwd=work)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (out / "t0.syx").exists():  # not its temporary, .t0.*.tmp.syx
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in stderr, stderr
+    assert stderr.splitlines()[-1].startswith("companion: interrupted; the voices printed")
+    reported = {f"t{i}" for i in range(6) if f"t{i}.syx" in stdout}
+    assert reported  # the first was on disk before the signal
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        f"{name}{end}" for name in reported for end in (".syx", ".wav", ".png"))
+
+
+def test_a_batch_goes_on_past_inputs_too_short(work):
+    """1- and 10-sample inputs: a line each naming the file; the others are programmed."""
+    sf.write(work / "one.wav", np.full(1, 0.5, np.float32), 22050)
+    sf.write(work / "ten.wav", np.full(10, 0.5, np.float32), 22050)
+    proc = run(["program", "one.wav", "ten.wav", "tone.wav", "--out-dir", "out", "--quality",
+                "fast", "--candidates", "1", "--note", "60"], work)  # fmt: skip
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    errors = proc.stderr.splitlines()
+    assert len(errors) == 2 and "one.wav" in errors[0] and "ten.wav" in errors[1], proc.stderr
+    assert "tone.syx" in proc.stdout and (work / "out" / "tone.syx").is_file()
+
+
+# --- smaller: one line, or one line of warning -------------------------------------------
+
+
+def _cli(args, cwd) -> tuple[int, list[str], str]:
+    proc = run(args, cwd)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc.returncode, proc.stderr.splitlines(), proc.stdout
+
+
+def test_index_damaged_is_rebuilt(work):
+    """A truncated or foreign .index.npz is stale: said in a line, built again, used."""
+    assert run(["index", "build", "--db", "p.sqlite", "--processes", "1"], work).returncode == 0
+    index = work / "p.index.npz"
+    whole = index.read_bytes()
+    for damaged in (whole[: len(whole) // 2], b"PK\x03\x04 not a zip"):
+        index.write_bytes(damaged)
+        code, err, out = _cli(["index", "build", "--db", "p.sqlite", "--processes", "1"], work)
+        assert code == 0 and "unreadable, damaged or truncated (BadZipFile)" in err[0], err
+        assert "p.index.npz" in out and index.stat().st_size == len(whole)
+    index.write_bytes(whole[:1000])
+    code, err, out = _cli(["program", "tone.wav", "--out-dir", "o", "--library", "p.sqlite",
+                           "--quality", "fast", "--note", "60"], work)  # fmt: skip
+    assert code == 0 and "unreadable" in err[0] and "tone.syx" in out, err
+
+
+def test_library_of_no_voices_names_the_folder(work, tmp_path):
+    (work / "rnd").mkdir()
+    for i in range(3):
+        (work / "rnd" / f"r{i}.syx").write_bytes(np.random.default_rng(i).bytes(5000))
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    proc = subprocess.run([*COMPANION, "program", "tone.wav", "--library", "rnd", "--out-dir",
+                           "o"], cwd=work, capture_output=True, text=True, env=env)  # fmt: skip
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines()[-1] == (
+        "companion: error: rnd: no readable DX7 voice in its 3 .syx files")
+
+
+def test_render_odd_syx_files(work, fixture_voices):
+    from companion.dx7.sysex import pack_voice, single_voice_message
+
+    code, err, _ = _cli(["render", "tone.wav", "-o", "x.wav"], work)  # an audio file
+    assert code == 1 and err == [
+        "companion: error: tone.wav: not a .syx file (no DX7 voice data; it looks like a WAV "
+        "audio file)"]
+    data = b"".join(pack_voice(v) for v in fixture_voices[:31])
+    short = bytes([0xF0, 0x43, 0x00, 0x09, 0x20, 0x00]) + data + bytes([-sum(data) & 0x7F, 0xF7])
+    (work / "short.syx").write_bytes(short)
+    code, err, out = _cli(["render", "short.syx", "--index", "30", "-o", "x.wav"], work)
+    assert code == 0 and err == [
+        "companion: warning: short.syx: bank at byte 0: holds 31 voices, a bank has 32"], err
+    bad = bytearray(single_voice_message(fixture_voices[5]))
+    bad[-2] = (bad[-2] + 1) & 0x7F
+    (work / "bad.syx").write_bytes(bytes(bad))
+    code, err, out = _cli(["render", "bad.syx", "-o", "y.wav"], work)
+    assert code == 0 and len(err) == 1 and err[0].startswith("companion: warning: bad.syx: ")
+    assert "checksum" in err[0] and (work / "y.wav").is_file()
+
+
+def test_odd_audio_gets_a_warning(work):
+    t = np.arange(22050 * 2) / 22050
+    x = 0.3 * np.sin(2 * np.pi * 261.6 * t)
+    sf.write(work / "cancel.wav", np.stack([x, -x], 1), 22050)
+    sf.write(work / "quiet.wav", x * 10 ** (-90 / 20) / 0.3, 22050, subtype="FLOAT")
+    args = ["--out-dir", "o", "--quality", "fast", "--candidates", "1", "--note", "60"]
+    code, err, out = _cli(["program", "cancel.wav", "quiet.wav", "tone.wav", *args], work)
+    assert code == 0 and len(err) == 2, err
+    assert err[0].startswith("companion: warning: cancel.wav: its 2 channels cancel")
+    assert err[1].startswith("companion: warning: quiet.wav: nearly silent (peak -90 dBFS)")
+    assert len(out.splitlines()) == 3
+
+
+def test_dash_file_name_hints_double_dash(work):
+    shutil.copy(work / "tone.wav", work / "-dash.wav")
+    code, err, _ = _cli(["program", "-dash.wav", "--out-dir", "o"], work)
+    assert code == 2 and len(err) == 1 and "a file named -dash.wav? put -- before it" in err[0]
+
+
+def test_presets_build_is_quiet_when_not_a_terminal(work, cartridges):
+    code, err, out = _cli(["presets", "build", "--cartridges", cartridges[0], "--db", "q.sqlite"],
+                          work)  # fmt: skip
+    assert code == 0 and err == [] and "q.sqlite" in out

@@ -1,19 +1,23 @@
 """companion program: audio in, a DX7 voice out (with a smoke-scale model)."""
 
+import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from companion.data.pitch import estimate_pitch
 from companion.data.render import Renderer
 from companion.dx7.sysex import parse_syx
 from companion.dx7.voice import INIT_VOICE
 from companion.matching.loss import Target
-from companion.matching.outputs import output_names
+from companion.matching.outputs import extensions, output_names
 from companion.matching.program import QUALITIES, Programmer, program, retune, voice_name
 from companion.matching.take import read_take
 
@@ -110,7 +114,8 @@ def test_command_line(model_dir, sounds, tmp_path):
     errors = [line for line in proc.stderr.splitlines() if line.startswith("companion: error")]
     assert len(errors) == 1 and "silent.wav: audio is silent" in errors[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["brass.syx"]
-    bad = subprocess.run(cmd[:5] + ["--out-dir", str(tmp_path), "--model", str(tmp_path)],
+    (tmp_path / "empty").mkdir()
+    bad = subprocess.run([*cmd[:5], "--out-dir", str(tmp_path), "--model", str(tmp_path / "empty")],
                          capture_output=True, text=True)  # fmt: skip
     assert bad.returncode == 1 and "not a model folder" in bad.stderr
 
@@ -209,9 +214,46 @@ def test_output_names_are_distinct_and_never_an_input(tmp_path):
     a, b, c = tmp_path / "a.flac", tmp_path / "a.ogg", tmp_path / "sub" / "a.flac"
     names = output_names([a, b, c], tmp_path / "out")
     assert len(set(names)) == 3 and names[:2] == ["a-flac", "a-ogg"]
-    # into the inputs' own folder: a.wav would be the input itself
-    assert output_names([tmp_path / "a.wav"], tmp_path) == ["a-dx7"]
-    assert output_names([tmp_path / "a.wav"], tmp_path / "out") == ["a"]
+    # into the inputs' own folder with --wav: a.wav would be the input itself
+    assert output_names([tmp_path / "a.wav"], tmp_path, extensions(wav=True)) == ["a-2"]
+    assert output_names([tmp_path / "a.wav"], tmp_path / "out", extensions(wav=True)) == ["a"]
+    # the cases users met: d1/a.wav d2/a.wav a-wav-2.wav, and x.wav x-dx7.wav --wav into "."
+    ins = [tmp_path / "d1" / "a.wav", tmp_path / "d2" / "a.wav", tmp_path / "a-wav-2.wav"]
+    assert output_names(ins, tmp_path / "o") == ["a-wav", "a-wav-2", "a-wav-2-2"]
+    ins = [tmp_path / "x.wav", tmp_path / "x-dx7.wav"]
+    assert output_names(ins, tmp_path, extensions(wav=True)) == ["x-2", "x-dx7-2"]
+    # a file already in the folder is kept, unless asked to overwrite
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "a.syx").write_bytes(b"mine")
+    assert output_names([tmp_path / "a.wav"], tmp_path / "o") == ["a-2"]
+    assert output_names([tmp_path / "a.wav"], tmp_path / "o", overwrite=True) == ["a"]
+
+
+_stems = st.sampled_from(["a", "A", "a-2", "a-wav", "a-wav-2", "x-dx7", "x", "b.c", "a-variants"])
+_inputs = st.lists(st.tuples(st.sampled_from(["", "d1/", "d2/", "o/"]), _stems,
+                             st.sampled_from([".wav", ".flac", ".syx", ".png", ""])),
+                   min_size=1, max_size=8)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(inputs=_inputs, existing=st.lists(_stems, max_size=4),
+       flags=st.tuples(st.booleans(), st.booleans(), st.booleans()))  # fmt: skip
+def test_output_names_never_collide(tmp_path, inputs, existing, flags):
+    """Generated name sets: every file a call writes is distinct (ignoring case), none is an
+    input, none is a file already in the folder."""
+    root = Path(tempfile.mkdtemp(dir=tmp_path))
+    out = root / "o"
+    out.mkdir()
+    for stem in existing:
+        (out / f"{stem}.syx").write_bytes(b"mine")
+    paths = [root / f"{d}{stem}{ext}" for d, stem, ext in inputs]
+    ends = extensions(*flags)
+    files = [(out / f"{n}{e}") for n in output_names(paths, out, ends) for e in ends]
+    keys = [os.path.realpath(f).casefold() for f in files]
+    assert len(set(keys)) == len(keys)
+    assert not set(keys) & {os.path.realpath(p).casefold() for p in paths}
+    assert not any(f.exists() for f in files)
 
 
 def test_program_never_overwrites_an_input(model_dir, sounds, tmp_path):
@@ -378,6 +420,7 @@ def test_demo_passes_its_variables_to_program():
     line = next(x for x in out.splitlines() if " program " in x)
     assert '"my take.wav"' in line and "--note 48" in line and "--quality fast" in line
     assert "--variants 4" in line and "sounds gm-violin" not in out
+    assert "--overwrite" in line  # the demo's own folder: a second demo replaces the first
     default = subprocess.run(["make", "-n", "-C", str(root), "demo", "CARTRIDGES="],
                              capture_output=True, text=True, check=True).stdout  # fmt: skip
     line = next(x for x in default.splitlines() if " program " in x)

@@ -17,18 +17,50 @@ import torch
 from companion.config import AudioConfig
 
 SILENCE = 1e-5  # peak amplitude below which a file counts as silent (-100 dBFS)
+QUIET_DB = -80.0  # dBFS: a peak below this (and above SILENCE) is warned about
+CANCEL_DB = 20.0  # dB: a mono mix this far below its channels' mean RMS has cancelled
 
 
 class AudioError(ValueError):
     """A user's audio file that cannot be used; the message names the file and the reason."""
 
 
+class InputWarning(UserWarning):
+    """A user's audio file that is used but odd; one line, starting with the file's path."""
+
+
+def _rms(x: np.ndarray, axis: int | None = None) -> np.ndarray:
+    return np.sqrt(np.mean(np.square(x, dtype=np.float64), axis=axis))
+
+
+def _to_mono(data: np.ndarray, path: Path) -> np.ndarray:
+    """(T, C) -> (T,): the channels' mean, or the loudest channel (with an InputWarning) when
+    the mean cancels (channels in opposite phase), so that the sound is not lost."""
+    mono = data.mean(axis=1)
+    if data.shape[1] == 1:
+        return mono
+    channels = _rms(data, axis=0)
+    mean, mix = float(channels.mean()), float(_rms(mono))
+    if mix < mean * 10 ** (-CANCEL_DB / 20):
+        loudest = int(np.argmax(channels))
+        below = 20 * np.log10(mean / max(mix, 1e-12))
+        warnings.warn(
+            f"{path}: its {data.shape[1]} channels cancel when mixed to mono ({below:.0f} dB "
+            f"below them, opposite phase?); channel {loudest + 1}, the loudest, is used instead",
+            InputWarning,
+            stacklevel=3,
+        )
+        return data[:, loudest].copy()
+    return mono
+
+
 def read_mono(path: str | Path, sample_rate: int, max_s: float | None = None
               ) -> tuple[np.ndarray, float]:  # fmt: skip
     """Any file soundfile reads, any rate and channel count -> mono at ``sample_rate``.
 
-    Stereo is averaged to mono and the rate converted (librosa, soxr); at most ``max_s``
-    seconds are read (None: all).
+    Stereo is averaged to mono (its loudest channel when the channels cancel) and the rate
+    converted (librosa, soxr); at most ``max_s`` seconds are read (None: all). Channels that
+    cancel, and a peak below QUIET_DB (-80 dBFS), give an ``InputWarning``.
 
     Returns:
         ((T,) float32, the file's whole length in s).
@@ -52,9 +84,17 @@ def read_mono(path: str | Path, sample_rate: int, max_s: float | None = None
         raise AudioError(f"{path}: empty audio file (no samples)")
     if not np.isfinite(data).all():
         raise AudioError(f"{path}: audio contains NaN or infinite samples")
-    mono = data.mean(axis=1)
-    if np.abs(mono).max() < SILENCE:
+    mono = _to_mono(data, path)
+    peak = float(np.abs(mono).max())
+    if peak < SILENCE:
         raise AudioError(f"{path}: audio is silent (peak below {SILENCE:g})")
+    if peak < 10 ** (QUIET_DB / 20):  # used: the loss compares shapes at equal RMS
+        warnings.warn(
+            f"{path}: nearly silent (peak {20 * np.log10(peak):.0f} dBFS); it is matched by "
+            "its shape, whatever its level",
+            InputWarning,
+            stacklevel=2,
+        )
     if rate != sample_rate:
         mono = librosa.resample(mono, orig_sr=rate, target_sr=sample_rate)
     # some formats (mp3) do not know their length before they are read

@@ -13,6 +13,7 @@ killed build left behind.
 from __future__ import annotations
 
 import collections
+import errno
 import hashlib
 import os
 import sqlite3
@@ -22,7 +23,7 @@ from tqdm import tqdm
 
 from companion.dx7.sysex import BANK_SIZE, bank_message, read_syx
 from companion.dx7.voice import INIT_VOICE, Voice
-from companion.io import atomic_path, clean_stale, write_atomic
+from companion.io import atomic_path, clean_stale, together, write_atomic
 
 SPLITS = ("train", "valid", "test")
 SPLIT_PERCENT = (80, 10, 10)
@@ -147,7 +148,9 @@ def build(cartridges: str | os.PathLike | None, db: str | os.PathLike, progress=
             finally:
                 con.close()
     except (OSError, sqlite3.Error) as e:
-        raise ValueError(f"{db}: cannot write ({getattr(e, 'strerror', None) or e})") from None
+        full = getattr(e, "errno", None) == errno.ENOSPC or "disk is full" in str(e)
+        why = "no space left on device" if full else getattr(e, "strerror", None) or e
+        raise ValueError(f"{db}: {why}" if full else f"{db}: cannot write ({why})") from None
     return info(db)
 
 
@@ -291,15 +294,16 @@ def load(
 def export(voices: list[Voice], out: str | os.PathLike) -> list[Path]:
     """Write voices as 32-voice banks: ``FILE.syx`` for up to 32 voices, else FILE-001.syx ...
 
-    The last bank is filled up with INIT VOICE.
+    The last bank is filled up with INIT VOICE. All the files are written, or none.
     """
     if not voices:
         raise ValueError("no voices to export")
     out = Path(out)
     chunks = [voices[i : i + BANK_SIZE] for i in range(0, len(voices), BANK_SIZE)]
     paths = []
-    for n, chunk in enumerate(chunks, 1):
-        path = out if len(chunks) == 1 else out.with_name(f"{out.stem}-{n:03d}{out.suffix}")
-        bank = list(chunk) + [INIT_VOICE] * (BANK_SIZE - len(chunk))
-        paths.append(write_atomic(path, bank_message(bank)))
+    with together():  # every bank or none
+        for n, chunk in enumerate(chunks, 1):
+            path = out if len(chunks) == 1 else out.with_name(f"{out.stem}-{n:03d}{out.suffix}")
+            bank = list(chunk) + [INIT_VOICE] * (BANK_SIZE - len(chunk))
+            paths.append(write_atomic(path, bank_message(bank)))
     return paths

@@ -115,10 +115,30 @@ def _context():
 _worker_state: dict = {}
 
 
+def quiet_worker() -> None:
+    """What every worker process of the project does first: leave Ctrl-C to the parent (the
+    terminal sends it to the whole process group; the parent ends the pool) and SIGTERM to its
+    default (the parent's handler would print a traceback in each worker), and die with the
+    parent, so that a ``kill -9`` of a command leaves no orphan writing to a closed pipe."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform == "linux":
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    parent = mp.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # it died before prctl took effect
+        os._exit(1)
+
+
 def _init_worker(setup: Callable[[], object]) -> None:
     import torch
     from threadpoolctl import threadpool_limits
 
+    quiet_worker()
     torch.set_num_threads(1)  # one core per worker: the pool is the parallelism
     threadpool_limits(1)  # BLAS too: its threads would compete with the other workers
     _worker_state["ctx"] = setup()

@@ -22,6 +22,7 @@ holding no voice data, with its size in the reason.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -257,6 +258,52 @@ def _headerless(out: SyxContents, data: bytes) -> SyxContents:
         return out
     values, names = unpack_packed(data) if kind == "packed" else unpack_vced(data)
     out.messages.append(Message(f"headerless {kind}", 0, _accept(out, values, names), None))
+    if kind == "packed" and 1 < n < BANK_SIZE:  # a bank missing voices (31 is common)
+        out.warnings.append(f"headerless data: holds {n} voices, a bank has {BANK_SIZE}")
+    return out
+
+
+# First bytes of the files users pass by mistake, and what they are.
+SIGNATURES = {b"fLaC": "a FLAC audio file", b"OggS": "an Ogg audio file",
+              b"ID3": "an MP3 audio file", b"MThd": "a Standard MIDI file"}  # fmt: skip
+
+
+def signature(data: bytes) -> str | None:
+    """What a file is from its first bytes, when they are an audio or MIDI file's signature:
+    e.g. "a WAV audio file"; None otherwise (DX7 data start with 0xF0 or 7-bit bytes)."""
+    head = data[:12]
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "a WAV audio file"
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return "an AIFF audio file"
+    if len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
+        return "an MP3 audio file"  # an MPEG audio frame's 11-bit sync word, no ID3 tag
+    return next((what for magic, what in SIGNATURES.items() if head.startswith(magic)), None)
+
+
+def _is_text(data: bytes) -> bool:
+    """UTF-8 text of printable characters and line breaks only (voice data hold control bytes:
+    small parameter values)."""
+    try:
+        text = data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError:
+        return False
+    return all(c.isprintable() or c in "\t\n\r\f" for c in text)
+
+
+def _not_syx(out: SyxContents, data: bytes, dx7_header: bool) -> SyxContents:
+    """A refused file that is no sysex file at all (text, or 8-bit bytes without a DX7 header
+    or any well-formed sysex message) is said to be so, instead of the odd-sysex reason."""
+    if not out.error:
+        return out
+    if _is_text(data):
+        reason = f"no DX7 voice data in its {len(data)} bytes; it looks like a text file"
+    elif dx7_header or max(data) < 0x80 or re.search(rb"\xf0[\x00-\x7f]*\xf7", data):
+        return out  # a sysex or raw-data file without DX7 voices: its reason is the right one
+    else:
+        reason = f"no DX7 voice data or well-formed sysex message in its {len(data)} bytes"
+    out.error = f"{out.file}: not a .syx file ({reason})"
+    out.warnings.clear()  # each 0xF0 of binary data was reported as a foreign message
     return out
 
 
@@ -267,7 +314,9 @@ def parse_syx(data: bytes, file: str = "<bytes>") -> SyxContents:
     single-voice dumps (``F0 43 0n 00 01 1B``), any number of them in one file between other
     sysex messages (which are skipped with a warning), and headerless data (no 0xF0 byte in
     the file) whose layout its size decides: N x 128 bytes packed, N x 155 unpacked voices
-    (see the module docstring; other sizes are reported, not guessed).
+    (see the module docstring; other sizes are reported, not guessed). A bank message that
+    ends after fewer than 32 whole voices (31 is common) gives them, with a warning; a file
+    that is audio, MIDI or text, or binary without sysex, is reported as not a .syx file.
 
     Args:
         data: the file's bytes.
@@ -277,12 +326,15 @@ def parse_syx(data: bytes, file: str = "<bytes>") -> SyxContents:
     if not data:
         out.error = f"{file}: empty file"
         return out
+    if what := signature(data):  # not searched for 0xF0: audio bytes hold many
+        out.error = f"{file}: not a .syx file (no DX7 voice data; it looks like {what})"
+        return out
     if SYSEX_START not in data:
         # Voice data are 7-bit, so a file without any 0xF0 byte holds no sysex message: raw
         # data, as cartridge rips often are. A file with a sysex message after a foreign
         # header (a librarian's) is read as messages, never as raw data of its size.
-        return _headerless(out, data)
-    pos, found = 0, False
+        return _not_syx(_headerless(out, data), data, False)
+    pos, found, dx7_header = 0, False, False
     while True:
         start = data.find(SYSEX_START, pos)
         if start < 0:
@@ -303,22 +355,33 @@ def parse_syx(data: bytes, file: str = "<bytes>") -> SyxContents:
             )
             pos = stop
             continue
+        dx7_header = True
         payload = data[start + 6 : start + 6 + size]
-        if len(payload) < size:
+        end = data.find(SYSEX_END, start + 6, start + 6 + size) if size == BANK_PAYLOAD else -1
+        n, extra = divmod(end - start - 6, PACKED_VOICE)
+        if end >= 0 and n > 0 and extra <= 1:
+            # The message ends (F7) after whole voices, with or without a checksum: a bank of
+            # fewer voices, as some librarians write (31 is common); read what it holds.
+            payload, stored, next_pos = payload[: n * PACKED_VOICE], data[end - 1], end + 1
+            stored = stored if extra else None
+            out.warnings.append(f"{what}: holds {n} voices, a bank has {BANK_SIZE}")
+        elif len(payload) < size:
             out.warnings.append(f"{what}: truncated ({len(payload)} of {size} data bytes)")
             break
-        tail = data[start + 6 + size : start + 6 + size + 2]
-        ok = _check(out, what, payload, tail[0] if tail else None)
+        else:
+            tail = data[start + 6 + size : start + 6 + size + 2]
+            stored, next_pos = (tail[0] if tail else None), start + 6 + size
+            next_pos += 1 if tail[:1] == bytes([SYSEX_END]) else len(tail[:2])
+        ok = _check(out, what, payload, stored)
         found = True
         values, names = unpack_packed(payload) if size == BANK_PAYLOAD else unpack_vced(payload)
         positions = _accept(out, values, names)
         out.messages.append(Message(what.split(" at ")[0], start, positions, ok))
-        pos = start + 6 + size
-        pos += 1 if tail[:1] == bytes([SYSEX_END]) else len(tail[:2])
+        pos = next_pos
     if not found and not out.voices:
         reason = "; ".join(out.warnings[:2]) if out.warnings else f"{len(data)} bytes, no sysex"
         out.error = f"{file}: no DX7 voice data ({reason})"
-    return out
+    return _not_syx(out, data, dx7_header)
 
 
 def read_syx(path: str | os.PathLike, name: str | None = None) -> SyxContents:

@@ -18,7 +18,7 @@ from companion.data.presets import export
 from companion.dx7.params import PARAMS, TRANSPOSE
 from companion.dx7.sysex import single_voice_message
 from companion.dx7.voice import Voice
-from companion.io import write_atomic, write_audio
+from companion.io import together, write_atomic, write_audio
 from companion.models.vae import load_model
 
 _CATEGORICAL = np.array([p.index for p in PARAMS if p.is_categorical("numcat")])
@@ -79,26 +79,35 @@ def step_names(a: Voice, b: Voice, steps: int) -> list[str]:
             for i in range(steps)]  # fmt: skip
 
 
+def path_files(out_dir: str | Path, steps: int, wav: bool = False) -> list[Path]:
+    """What ``write_path`` writes, in order (known before any work, to check it first)."""
+    out = Path(out_dir)
+    files = [out / f"step{i + 1}.syx" for i in range(steps)] + [out / "path.syx"]
+    return files + ([out / f"step{i + 1}.wav" for i in range(steps)] if wav else [])
+
+
 def write_path(values: np.ndarray, names: list[str], out_dir: str | Path, wav: bool = False,
                audio_cfg=None) -> list[Path]:  # fmt: skip
     """DIR/step1.syx ... (single-voice dumps), DIR/path.syx (a bank of all the steps, filled up
-    with INIT VOICE), and with ``wav`` DIR/step1.wav ... rendered at note 60, velocity 85."""
+    with INIT VOICE), and with ``wav`` DIR/step1.wav ... rendered at note 60, velocity 85: all
+    of them, or none."""
     if len(values) > 32:
         raise ValueError(f"{len(values)} steps do not fit one 32-voice bank; use 32 at most")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    files = path_files(out_dir, len(values), wav)
+    steps = len(values)
     voices = [Voice.from_values(v, n) for v, n in zip(values, names)]
-    written = [write_atomic(out / f"step{i + 1}.syx", single_voice_message(v))
-               for i, v in enumerate(voices)]  # fmt: skip
-    written += export(voices, out / "path.syx")
+    renderer = None
     if wav:
         from companion.data.render import Renderer
 
         renderer = Renderer(audio_cfg) if audio_cfg is not None else Renderer()
-        for i, v in enumerate(voices):
-            path = out / f"step{i + 1}.wav"
-            written.append(write_audio(path, renderer.render(v), renderer.cfg.sample_rate))
-    return written
+    with together():
+        for f, v in zip(files[:steps], voices):
+            write_atomic(f, single_voice_message(v))
+        export(voices, files[steps])
+        for f, v in zip(files[steps + 1 :], voices if wav else []):
+            write_audio(f, renderer.render(v), renderer.cfg.sample_rate)
+    return files
 
 
 def generate_bank(n: int = 32, model_dir=None, seed: int = 0) -> list[Voice]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from companion.config import AudioConfig
-from companion.data.render import Play, Renderer, _context, default_processes
+from companion.data.render import Play, Renderer, _context, default_processes, quiet_worker
 from companion.dx7.voice import N_PARAMS, Voice
 from companion.matching.loss import Target
 
@@ -33,12 +33,9 @@ _worker: dict = {}
 
 
 def _worker_init(cfg: AudioConfig, shared, loss_options: dict) -> None:
-    import signal
-
     from threadpoolctl import threadpool_limits
 
-    # Ctrl-C goes to the whole process group: the parent alone handles it and ends the pool
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    quiet_worker()
     # one core per worker: the pool is the parallelism (BLAS threads competed with the other
     # workers: measured, 116 evaluations in 2.3 s instead of ~400)
     threadpool_limits(1)

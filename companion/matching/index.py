@@ -35,6 +35,8 @@ import json
 import os
 import sys
 import time
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -283,13 +285,17 @@ def library_database(folder: str | os.PathLike, progress: bool = False) -> Path:
     db = cache_dir() / "libraries" / key / "presets.sqlite"
     sig_file = db.with_name("cartridges.sha1")
     sig = _signature(files, root)
-    if db.is_file() and sig_file.is_file() and sig_file.read_text().strip() == sig:
-        return db
-    print(f"companion: reading the cartridges of {root} into {db}", file=sys.stderr)
-    presets.build(root, db, progress=progress)
-    from companion.io import write_atomic
+    if not (db.is_file() and sig_file.is_file() and sig_file.read_text().strip() == sig):
+        print(f"companion: reading the cartridges of {root} into {db}", file=sys.stderr)
+        try:
+            presets.build(root, db, progress=progress)
+        except ValueError as e:  # about our cache database; the user knows the folder
+            raise ValueError(f"{root}: {str(e).removeprefix(f'{db}: ')}") from None
+        from companion.io import write_atomic
 
-    write_atomic(sig_file, sig + "\n")
+        write_atomic(sig_file, sig + "\n")
+    if presets.info(db)["unique_voices"] == 0:  # errors name the user's folder, not our cache
+        raise ValueError(f"{root}: no readable DX7 voice in its {len(files)} .syx files")
     return db
 
 
@@ -406,8 +412,9 @@ class Index:
                     else f"{k} {meta.get(k)} -> {wanted[k]}"
                     for k in changed
                 )
-            except (OSError, ValueError, KeyError) as e:  # a foreign or damaged file
-                reason = f"unreadable ({e})"
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile,
+                    zlib.error) as e:  # a foreign, truncated or damaged file: built again
+                reason = f"unreadable, damaged or truncated ({type(e).__name__})"
         if not build:
             raise ValueError(
                 f"{path}: retrieval index {reason} (build it with `companion index build "

@@ -2,9 +2,11 @@
 alternatives <name>-variants.syx (``--variants``) when asked.
 
 Names are chosen for all inputs at once, before anything is computed: inputs that share a stem
-(``a.flac`` and ``a.ogg``) get distinct names (``a-flac``, ``a-ogg``), and a name whose output
-would land on one of the inputs (``--wav`` into the inputs' own folder) gets ``-dx7`` added, so
-an input is never overwritten. Every file goes through companion.io.
+(``a.flac`` and ``a.ogg``) get distinct names (``a-flac``, ``a-ogg``), and a name whose files
+would land on an input (``--wav`` into the inputs' own folder), on a file already in the folder
+(unless ``overwrite``) or on another input's files gets the first free number (``a-2``), so
+that nothing is written twice and nothing a user owns is replaced. Every file goes through
+companion.io; the files of one input appear together or not at all.
 """
 
 from __future__ import annotations
@@ -17,43 +19,55 @@ import numpy as np
 
 from companion.dx7.sysex import bank_message, single_voice_message
 from companion.dx7.voice import INIT_VOICE, Voice
-from companion.io import save_figure, write_atomic, write_audio
-
-EXTENSIONS = (".syx", ".wav", ".png", "-variants.syx")
+from companion.io import save_figure, together, write_atomic, write_audio
 
 
-def output_names(inputs: list[Path], out_dir: Path) -> list[str]:
-    """One distinct output name (no extension) per input, in order; see the module docstring."""
+def extensions(wav: bool = False, png: bool = False, variants: bool = False) -> tuple[str, ...]:
+    """The endings of the files ``write_outputs`` writes for an input (after its name)."""
+    return (".syx", *(("-variants.syx",) if variants else ()), *((".wav",) if wav else ()),
+            *((".png",) if png else ()))  # fmt: skip
+
+
+def output_names(inputs: list[Path], out_dir: Path, ends: tuple[str, ...] = (".syx",),
+                 overwrite: bool = False) -> list[str]:  # fmt: skip
+    """One name (no extension) per input, in order, whose files (``name + end`` for ``ends``)
+    are distinct from each other's, from the inputs and (unless ``overwrite``) from the files
+    already in ``out_dir``; see the module docstring. Case is ignored in the comparisons, as a
+    macOS or Windows disk does."""
     inputs = [Path(p) for p in inputs]
-    stems = Counter(p.stem for p in inputs)
-    names = [f"{p.stem}-{p.suffix.lstrip('.') or 'noext'}" if stems[p.stem] > 1 else p.stem
-             for p in inputs]  # fmt: skip
-    seen: Counter = Counter()
-    for i, name in enumerate(names):  # still equal (the same name in two folders): number them
-        seen[name] += 1
-        if seen[name] > 1:
-            names[i] = f"{name}-{seen[name]}"
-    taken = {os.path.realpath(p) for p in inputs}
-    out = []
-    for name in names:
-        while any(os.path.realpath(out_dir / f"{name}{ext}") in taken for ext in EXTENSIONS):
-            name += "-dx7"
-        out.append(name)
-    return out
+    out_dir = Path(out_dir)
+    stems = Counter(p.stem.casefold() for p in inputs)
+    wanted = [f"{p.stem}-{p.suffix.lstrip('.') or 'noext'}" if stems[p.stem.casefold()] > 1
+              else p.stem for p in inputs]  # fmt: skip
+    key = lambda p: os.path.realpath(p).casefold()  # noqa: E731
+    taken = {key(p) for p in inputs}
+    if not overwrite and out_dir.is_dir():
+        taken |= {key(p) for p in out_dir.iterdir()}
+    names = []
+    for base in wanted:
+        name, n = base, 1
+        while any(key(out_dir / f"{name}{end}") in taken for end in ends):
+            n += 1
+            name = f"{base}-{n}"
+        taken |= {key(out_dir / f"{name}{end}") for end in ends}
+        names.append(name)
+    return names
 
 
 def write_outputs(result, out_dir: Path, name: str, sample_rate: int, wav: bool,
                   png: bool) -> list[Path]:  # fmt: skip
-    """Write a Result's voice (and render / spectrograms) as DIR/<name>.*; returns the paths."""
+    """Write a Result's voice (and render / spectrograms) as DIR/<name>.*, all or none;
+    returns the paths."""
     out_dir = Path(out_dir)
-    paths = [write_atomic(out_dir / f"{name}.syx", single_voice_message(result.voice))]
-    if result.variants:
-        paths.append(write_atomic(out_dir / f"{name}-variants.syx",
-                                  bank_message(bank(result.variants))))  # fmt: skip
-    if wav:
-        paths.append(write_audio(out_dir / f"{name}.wav", result.render, sample_rate))
-    if png:
-        paths.append(_png(result, out_dir / f"{name}.png", sample_rate))
+    with together():  # the .syx, the bank, the .wav and the .png of an input: all or none
+        paths = [write_atomic(out_dir / f"{name}.syx", single_voice_message(result.voice))]
+        if result.variants:
+            paths.append(write_atomic(out_dir / f"{name}-variants.syx",
+                                      bank_message(bank(result.variants))))  # fmt: skip
+        if wav:
+            paths.append(write_audio(out_dir / f"{name}.wav", result.render, sample_rate))
+        if png:
+            paths.append(_png(result, out_dir / f"{name}.png", sample_rate))
     return paths
 
 

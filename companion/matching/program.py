@@ -48,9 +48,10 @@ from companion.data.pitch import cents, estimate_pitch
 from companion.data.render import Play, Renderer
 from companion.dx7.params import representation
 from companion.dx7.voice import Voice, param_index
+from companion.io import check_outputs, uninterrupted
 from companion.matching.evaluator import Evaluator
 from companion.matching.loss import Target
-from companion.matching.outputs import output_names, write_outputs
+from companion.matching.outputs import extensions, output_names, write_outputs
 from companion.matching.search import refine
 from companion.matching.take import Take, read_take
 from companion.matching.tuning import TUNE_CENTS, retune
@@ -649,14 +650,17 @@ def program(inputs, out_dir, model=None, note: int | str | None = "auto",
             quality: str = DEFAULT_QUALITY, budget: float | None = None,
             library=None, jobs: int | None = None, candidates: int | None = None,
             tune: bool = True, wav: bool = False, png: bool = False, progress: bool = True,
-            seed: int = 0, together: bool = False, variants: int = 0,
+            seed: int = 0, together: bool = False, variants: int = 0, overwrite: bool = False,
             on_result=None, index_progress: bool = False) -> list[Result]:  # fmt: skip
     """Program every input; a bad input is reported in its Result, the others go on.
 
     With ``together``, the inputs are recordings of one sound: one voice matches them all,
     named after the first (note, velocity and hold may then be lists, one per input). With
     ``variants`` N, each result also writes a 32-voice bank ``<name>-variants.syx`` of its N
-    best distinct answers, padded with INIT VOICE.
+    best distinct answers, padded with INIT VOICE. Output names never replace an input, nor
+    (unless ``overwrite``) a file already in ``out_dir`` (see companion.matching.outputs).
+    A write that fails (a full disk) stops the batch with an OSError naming the file; the
+    inputs done before it stay written and reported.
 
     Everything that can be checked is checked before the first input is computed (note,
     velocity, quality, the output folder, the model, the library). Results keep no audio, so
@@ -669,7 +673,9 @@ def program(inputs, out_dir, model=None, note: int | str | None = "auto",
         raise ValueError(f"--variants must be 0..{MAX_VARIANTS}, got {variants}")
     out_dir = check_out_dir(Path(out_dir))
     jobs_in = [inputs] if together else [[p] for p in inputs]
-    names = output_names([j[0] for j in jobs_in], out_dir)
+    ends = extensions(wav, png, variants > 0)
+    names = output_names([j[0] for j in jobs_in], out_dir, ends, overwrite)
+    check_outputs(out_dir / f"{name}{end}" for name in names for end in ends)
     from tqdm import tqdm
 
     results = []
@@ -681,14 +687,18 @@ def program(inputs, out_dir, model=None, note: int | str | None = "auto",
             try:
                 result = prog.run(paths if together else paths[0], note, velocity, hold, tune,
                                   variants=variants)  # fmt: skip
-                result.outputs = write_outputs(result, out_dir, name, prog.cfg.sample_rate, wav,
-                                               png)  # fmt: skip
             except AudioError as e:
                 result = Result(paths[0], error=str(e))
-            result.drop_audio()
-            results.append(result)
-            if on_result is not None:
-                on_result(result)
+            # Ctrl-C waits until an input's files are in place and reported, so that what the
+            # lines above the interruption say is exactly what is on disk
+            with uninterrupted():
+                if result.error is None:
+                    result.outputs = write_outputs(result, out_dir, name, prog.cfg.sample_rate,
+                                                   wav, png)  # fmt: skip
+                result.drop_audio()
+                results.append(result)
+                if on_result is not None:
+                    on_result(result)
     return results
 
 

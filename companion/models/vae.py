@@ -19,6 +19,7 @@ from torch import nn
 
 from companion.config import Config
 from companion.dx7.params import Representation, representation
+from companion.models import default_model_dir
 from companion.models.decoder import Decoder
 from companion.models.encoder import Encoder
 from companion.models.flows import RealNVP
@@ -123,13 +124,6 @@ def preset_loss(u: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
 
 
 # --- loading (saving and the weight files: companion.models.weights) ---------------------
-
-
-def default_model_dir() -> Path:
-    """The shipped model: $COMPANION_MODEL if set, else companion/models/default, which is part
-    of the installed package (a wheel carries it)."""
-    env = os.environ.get("COMPANION_MODEL")
-    return Path(env) if env else Path(__file__).resolve().parent / "default"
 
 
 def load_model(folder: str | os.PathLike | None = None,
