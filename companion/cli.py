@@ -653,12 +653,26 @@ def _run(args) -> int:
         print(f"companion: error: {db + ': ' if db else ''}{e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as e:
+        _forget_interrupt()
         command = " ".join(filter(None, (args.command, getattr(args, "action", None))))
         how = _INTERRUPTED.get(command, "nothing half-written")
         what = "terminated" if isinstance(e, _Terminated) else "interrupted"
         print(f"companion: {what}; {how}", file=sys.stderr)
         return 143 if isinstance(e, _Terminated) else 130
     return 0
+
+
+def _forget_interrupt() -> None:
+    """Ctrl-C is handled: say so to the interpreter. CPython 3.11 marks a KeyboardInterrupt
+    raised inside exec() of a string (numba, dataclasses and others compile code that way) as
+    unhandled even when it is caught, and then ends the process by SIGINT at exit: status -2
+    instead of ours (seen in CI: an interrupt during numba's first compile)."""
+    import ctypes
+
+    try:
+        ctypes.c_int.in_dll(ctypes.pythonapi, "_Py_UnhandledKeyboardInterrupt").value = 0
+    except (ValueError, AttributeError):  # another interpreter, without that flag
+        pass
 
 
 def _main_thread() -> bool:

@@ -318,6 +318,23 @@ def test_interrupt_says_how_to_go_on(command, fixture_db, smoke_run, tmp_path):
     assert err.splitlines()[-1].startswith(f"companion: interrupted; {expected}")
 
 
+def test_interrupt_inside_compiled_code_still_exits_130(tmp_path, fixture_db):
+    """Ctrl-C that lands while code made by exec() of a string runs (numba compiles that way;
+    CPython then marks the interrupt unhandled and would end the process by SIGINT, status -2,
+    after our message): the status is still 130."""
+    (tmp_path / "slow_info.py").write_text(
+        "import sys\nfrom companion import cli\n"
+        "cli._presets_info = lambda args: exec('import time\\nwhile True: time.sleep(0.01)')\n"
+        "if __name__ == '__main__':\n"
+        f"    sys.exit(cli.main(['presets', 'info', '--db', {str(fixture_db)!r}]))\n")
+    proc = subprocess.Popen([sys.executable, "-m", "slow_info"], cwd=tmp_path, text=True,
+                            stderr=subprocess.PIPE)  # fmt: skip
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 130 and err.startswith("companion: interrupted; "), err
+
+
 def test_make_reproduce_without_cartridges(tmp_path):
     """`make reproduce` with no cartridge folder stops at once, in one line, before the
     set-up and the notebooks (which would fail deep inside notebook 01)."""
