@@ -10,7 +10,7 @@ FIGURES ?= $(DATA)/figures
 SITE ?= $(DATA)/site
 NOTEBOOKS_OUT ?= build/notebooks
 
-.PHONY: setup setup-system setup-test-system check-cartridges site site-check demo test lint reproduce bench clean-data
+.PHONY: setup setup-system setup-test-system check-cartridges site site-check demo app readme test lint reproduce bench clean-data
 
 # Install torch first if you want a particular build (e.g. CUDA); otherwise pip picks one.
 $(BIN)/.installed: pyproject.toml
@@ -88,11 +88,24 @@ reproduce: check-cartridges setup
 	    $$( [ -n "$(CARTRIDGES)" ] && echo "-p cartridges $(abspath $(CARTRIDGES))" ) \
 	    $$nb $(NOTEBOOKS_OUT)/$$(basename $$nb) || exit 1; \
 	done
+	$(BIN)/python -m companion.publishing.notebook_pages $(NOTEBOOKS_OUT) $(SITE) $(DATA) $(FIGURES)
 
 # Notebook 01 reads the cartridges: say so in one line before anything runs.
 check-cartridges:
 	$(if $(and $(CARTRIDGES),$(wildcard $(CARTRIDGES)/.)),@:,$(error reproduce: CARTRIDGES='$(CARTRIDGES)' \
 	  is not a folder; set CARTRIDGES=DIR or COMPANION_CARTRIDGES to the DX7 .syx library))
+
+# The web app: notebook 08 served by Voila on http://127.0.0.1:$(PORT) (upload a sound, hear and
+# download its DX7 voice; code hidden; settings in notebooks/voila.json). With a cartridge library (CARTRIDGES), its preset
+# database is built once and matched against, as in `make demo`.
+PORT ?= 8866
+app: setup
+	$(if $(LIBRARY_DB),@test -f $(LIBRARY_DB) || $(BIN)/companion presets build --cartridges "$(CARTRIDGES)" --db $(LIBRARY_DB))
+	cd notebooks && $(if $(LIBRARY_DB),COMPANION_LIBRARY="$(abspath $(LIBRARY_DB))") ../$(BIN)/voila 08_explorer.ipynb --port=$(PORT)
+
+# The README's results, written from figures/*.csv (tests/test_readme.py checks they agree).
+readme: setup
+	$(BIN)/python -m companion.publishing.readme README.md figures
 
 # The demo site: build site/ (or SITE=...) with Jekyll, then open every page in Chromium.
 site: setup-test-system

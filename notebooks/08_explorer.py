@@ -16,48 +16,59 @@
 # %% [markdown]
 # # 08 · Explorer
 #
-# Open in JupyterLab and run all (the shipped model, no GPU needed): pick a test voice or
-# upload a sound and hear what the model makes of it; slide between two voices through the
-# latent space; sample new voices and download them as .syx for Dexed or a DX7.
+# A sound in, a DX7 voice out, in the browser: `make app` serves this notebook as a web app
+# (Voila, on localhost; the shipped model, no GPU needed). Upload a recording of one note,
+# choose the quality, hear your sound and the DX7 voice, see both spectrograms, and download
+# the voice (.syx for Dexed or a DX7) and a bank of alternatives. With a dataset (notebook 01),
+# also: pick a test voice and hear what the model makes of it; slide between two voices
+# through the latent space. And sample new voices.
 #
-# Parameters (papermill): `config`, `data_dir`, `limit` (the dataset of notebook 01), `model`
-# (a model folder; empty: the shipped model, companion/models/default, when its spectrogram settings
-# match the dataset's, else the NumCat++ run of notebook 02).
+# Parameters (papermill): `config`, `data_dir`, `limit` (the dataset of notebook 01; without
+# one, only the upload and new voices are shown), `model` (a model folder; empty: the shipped
+# model, companion/models/default, when its spectrogram settings match the dataset's, else the
+# NumCat++ run of notebook 02), `library` (a preset database or cartridge folder for the
+# upload's matching; empty: $COMPANION_LIBRARY, which `make app` sets).
 
 # %% tags=["parameters"]
 config = "smoke"
 data_dir = "../data"
 limit = 64
 model = ""
+library = ""
 
 # %%
 from pathlib import Path
 
 from companion.data.dataset import open_dataset
 from companion.models.vae import default_model_dir, load_model
-from companion.publishing import explorer
+from companion.publishing import app, explorer
 from companion.publishing.notebooks import Row, dataset_dir
 
 data = Path(data_dir)
 ds = dataset_dir(data, config, "single", limit)
+try:
+    audio = open_dataset(ds).audio
+except ValueError:  # no dataset here (the web app): the upload and new voices only
+    audio = None
 shipped = default_model_dir()
 if not model:
-    fits = load_model(shipped)[0].cfg.audio == open_dataset(ds).audio
+    fits = audio is None or load_model(shipped)[0].cfg.audio == audio
     model = str(shipped if fits else Row("numcat++").run_dir(data, config))
-voices = explorer.test_voices(str(ds))
-print(f"model {model}; {len(voices)} test voices of {ds}")
+voices = explorer.test_voices(str(ds)) if audio is not None else []
 
 # %% [markdown]
 # ## A sound in, a DX7 voice out
 
 # %%
-explorer.program_panel(model, voices)
-
-# %% [markdown]
-# ## Between two voices, through the latent space
+app.app_panel(model, library or None)
 
 # %%
-explorer.path_panel(model, voices)
+if voices:  # with a dataset: its test voices, and paths between them through the latent space
+    from IPython.display import Markdown, display
+
+    display(Markdown("## A test voice"), explorer.program_panel(model, voices))
+    display(Markdown("## Between two voices, through the latent space"),
+            explorer.path_panel(model, voices))  # fmt: skip
 
 # %% [markdown]
 # ## New voices

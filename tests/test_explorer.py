@@ -13,9 +13,8 @@ def test_panels(smoke_run):
     assert voices and re.fullmatch(r"\d{6} .+", voices[0][0])
 
     panel = explorer.program_panel(run_dir, voices)
-    (choose, _upload), (original, inferred), status = (panel.children[0].children,
-                                                       panel.children[1].children,
-                                                       panel.children[2])  # fmt: skip
+    choose, (original, inferred), status = (panel.children[0], panel.children[1].children,
+                                            panel.children[2])  # fmt: skip
     first = inferred.audio.value
     assert first[:4] == b"RIFF" and inferred.image.value[:4] == b"\x89PNG"
     choose.value = voices[-1][1]  # another voice: everything follows

@@ -89,3 +89,12 @@ def test_make_reproduce_smoke(cartridges, tmp_path):
     for page, r in report.items():
         assert not (r["console_errors"] or r["bad_urls"] or r["bad_audio"] or r["bad_images"]), page
     assert "application/vnd.jupyter.widget-view+json" in text["08"]
+    # every executed notebook is a page of the site (checked in Chromium above), with its
+    # outputs, and no local path of this machine nor a traceback in it
+    pages = sorted((site_dir / "_site" / "notebooks").glob("*.html"))
+    assert [p.stem[:2] for p in pages] == ["01", "02", "03", "04", "05", "06", "07", "08"]
+    for p in pages:
+        page = p.read_text()
+        assert str(tmp_path) not in page and "Traceback" not in page, p.name
+    assert "unique_voices" in pages[0].read_text() and "data:image/png" in pages[2].read_text()
+    assert {f"notebooks/{p.name}" for p in pages} | {"notebooks.html"} <= set(report)

@@ -1,13 +1,16 @@
 """The demo site: generated from a manifest, built by Jekyll, opened in headless Chromium."""
 
+import base64
+import io
 import json
 
+import numpy as np
 import pytest
 import soundfile as sf
 
 from companion.data.render import Renderer
 from companion.publishing import site
-from companion.publishing.plots import spectrogram_png
+from companion.publishing.plots import save_spectrogram, spectrogram_png
 from companion.publishing.site_check import check_site
 
 from .conftest import FIXTURE_VOICES
@@ -61,3 +64,58 @@ def test_site_builds_and_plays_in_chromium(tmp_path):
     assert report["index.html"]["players"] == 4 and report["index.html"]["images"] == 4
     assert "<table>" in (built / "tables.html").read_text()
     assert shot.stat().st_size > 10_000
+
+
+def _executed(path, cells):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nbformat.write(nb, path)
+
+
+def test_executed_notebooks_become_pages(tmp_path):
+    """Executed notebooks -> pages of the site in its layout: outputs kept (text, tables,
+    plots), local folders named as a reader knows them, no traceback published."""
+    import nbformat.v4 as v4
+
+    from companion.publishing import notebook_pages
+
+    executed, data = tmp_path / "executed", tmp_path / "run" / "data"
+    executed.mkdir()
+    buf = io.BytesIO()
+    save_spectrogram(np.zeros((16, 16)), buf)
+    png = buf.getvalue()
+    code = v4.new_code_cell(f'data_dir = "{data}"\nprint(data_dir)', outputs=[
+        v4.new_output("stream", name="stdout", text=f"{data}/presets.sqlite: 120 voices\n"),
+        v4.new_output("display_data", data={"image/png": base64.b64encode(png).decode(),
+                                            "text/plain": "<Figure>"}),
+        v4.new_output("execute_result", data={"text/html": "<table><tr><td>{{ 1 }}</td></tr>"
+                                              "</table>"}, execution_count=1),
+    ])  # fmt: skip
+    _executed(executed / "01_dataset.ipynb", [v4.new_markdown_cell("# 01 · Dataset\ntext"), code])
+    widget = v4.new_code_cell("panel", outputs=[v4.new_output("display_data", data={
+        "application/vnd.jupyter.widget-view+json": {"model_id": "x", "version_major": 2,
+                                                     "version_minor": 0}})])  # fmt: skip
+    _executed(executed / "08_explorer.ipynb", [v4.new_markdown_cell("# 08 · Explorer"), widget])
+    out = site.copy_source(tmp_path / "site")
+    for name in ("main", "notes", "interpolation", "generate", "ood"):  # the tables page's
+        (tmp_path / f"{name}.md").write_text(f"table {name}\n")
+    site.write_tables({n: tmp_path / f"{n}.md" for n in ("main", "notes", "interpolation",
+                                                         "generate", "ood")}, out)  # fmt: skip
+    pages = notebook_pages.write_pages(executed, out, {str(data): "data"})
+    assert [p.name for p in pages] == ["01_dataset.html", "08_explorer.html", "notebooks.html"]
+    first = pages[0].read_text()
+    assert first.startswith('---\nlayout: default\ntitle: "01 · Dataset"\n---\n')
+    assert "data/presets.sqlite: 120 voices" in first and str(tmp_path) not in first
+    assert "data:image/png;base64," in first and "<script" not in first
+    assert "make app" in pages[1].read_text()
+    built = site.build(out)
+    page = (built / "notebooks" / "01_dataset.html").read_text()
+    assert "{{ 1 }}" in page and ">Notebooks</a>" in page  # Jekyll left the notebook's text
+    assert "08 · Explorer" in (built / "notebooks.html").read_text()
+    # a traceback is never published
+    error = v4.new_code_cell("1/0", outputs=[v4.new_output("error", ename="ZeroDivisionError",
+                                                            evalue="", traceback=["..."])])
+    _executed(executed / "02_train.ipynb", [error])
+    with pytest.raises(ValueError, match="02_train.ipynb: an output holds a traceback"):
+        notebook_pages.write_pages(executed, out)

@@ -187,14 +187,14 @@ class Programmer:
                  library=None, quality: str = DEFAULT_QUALITY, jobs: int | None = None,
                  budget: float | None = None, split: str | None = None,
                  progress: bool = False):  # fmt: skip
-        if quality not in QUALITIES:
-            raise ValueError(f"unknown quality {quality!r}; choose one of {', '.join(QUALITIES)}")
         if candidates is not None and candidates < 1:
             raise ValueError("--candidates must be at least 1")
         if budget is not None and not budget > 0:
             raise ValueError(f"--budget must be a positive number of seconds, got {budget}")
         if jobs is not None and jobs < 1:
             raise ValueError(f"--jobs must be at least 1, got {jobs}")
+        self.candidates = candidates
+        self.set_quality(quality, budget)  # before the model: a bad name fails at once
         self.model, self.meta = load_model(model_dir)
         if self.model.notes != 1:
             raise ValueError("this model expects six notes; `program` takes one recording per "
@@ -204,17 +204,23 @@ class Programmer:
         self.renderer = Renderer(self.cfg)
         self.rep = representation(self.meta["encoding"])
         self.mean, self.std = self.meta["stats"]["mean_db"], self.meta["stats"]["std_db"]
-        q = QUALITIES[quality]
-        self.quality_name, self.quality = quality, q
-        self.latent = q.latent if candidates is None else candidates - 1
         self.network_only = candidates == 1
         self.seed, self.jobs, self.split = seed, jobs, split
-        self.budget = q.seconds if budget is None else float(budget)
         if library is None and os.environ.get("COMPANION_LIBRARY"):
             library = os.environ["COMPANION_LIBRARY"]
         self.index = open_library(library, progress=progress)
         self._evaluator: Evaluator | None = None
         self.search_options: dict = {}  # refine's design options (bench/program_quality.py)
+
+    def set_quality(self, quality: str, budget: float | None = None) -> None:
+        """Use another quality (fast, good, best) for the next inputs (the web app's choice);
+        ``budget``: seconds per input, None for the quality's."""
+        if quality not in QUALITIES:
+            raise ValueError(f"unknown quality {quality!r}; choose one of {', '.join(QUALITIES)}")
+        q = QUALITIES[quality]
+        self.quality_name, self.quality = quality, q
+        self.latent = q.latent if self.candidates is None else self.candidates - 1
+        self.budget = q.seconds if budget is None else float(budget)
 
     # -- resources -----------------------------------------------------------------------
     @property

@@ -1,7 +1,7 @@
 """The interactive explorer of notebook 08, as ipywidgets (JupyterLab, CPU, the default model).
 
-- ``program_panel``: choose a test voice (or upload a sound): hear the original and the voice
-  the model infers, see both spectrograms;
+- ``program_panel``: choose a test voice: hear the original and the voice the model infers,
+  see both spectrograms (an uploaded sound: the web app's panel, companion.publishing.app);
 - ``path_panel``: a slider that moves between two test voices through the latent space;
 - ``generate_panel``: a button that samples a new voice and offers its .syx for download.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import io
-import tempfile
 from pathlib import Path
 
 import ipywidgets as widgets
@@ -42,20 +41,25 @@ def png_bytes(spec_db: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-class _Sound(widgets.VBox):
-    """A titled player and spectrogram."""
+class Sound(widgets.VBox):
+    """A titled player and spectrogram, hidden until it has a sound (an empty player and an
+    empty image would show as broken, and the browser reports them as failed loads)."""
 
     def __init__(self, title: str):
         self.title = widgets.HTML(f"<b>{title}</b>")
-        self.audio = widgets.Audio(format="wav", autoplay=False, loop=False)
+        # a millisecond of silence until then: an empty player's blob fails to load
+        self.audio = widgets.Audio(value=wav_bytes(np.zeros(22, np.float32)), format="wav",
+                                   autoplay=False, loop=False)  # fmt: skip
         self.image = widgets.Image(format="png", width=346, height=256)
         super().__init__([self.title, self.audio, self.image])
+        self.layout.display = "none"
 
     def show(self, audio: np.ndarray, spec_db, title: str | None = None) -> None:
         if title is not None:
             self.title.value = f"<b>{title}</b>"
         self.audio.value = wav_bytes(audio)
         self.image.value = png_bytes(np.asarray(spec_db))
+        self.layout.display = None
 
 
 def test_voices(data: str, limit: int = 200) -> list[tuple[str, Voice]]:
@@ -67,17 +71,19 @@ def test_voices(data: str, limit: int = 200) -> list[tuple[str, Voice]]:
 
 
 def program_panel(model_dir, voices: list[tuple[str, Voice]]) -> widgets.VBox:
-    """A test voice or an uploaded sound -> the inferred voice, both heard and seen."""
+    """A test voice -> the voice the model and the matcher infer from its sound, both heard
+    and seen (an uploaded sound: the web app's panel, companion.publishing.app)."""
     prog = Programmer(model_dir, candidates=EXPLORER_CANDIDATES, quality="fast")
     renderer = Renderer(prog.cfg)
     choose = widgets.Dropdown(options=voices, description="test voice")
-    upload = widgets.FileUpload(accept="audio/*", multiple=False, description="or a sound")
-    original, inferred = _Sound("original"), _Sound("inferred")
+    original, inferred = Sound("original"), Sound("inferred")
     status = widgets.HTML()
 
-    def run(audio: np.ndarray, name: str) -> None:
-        result = prog.run_audio(audio, Path(name))
-        original.show(audio, prog.spectrogram(audio), f"original: {name}")
+    def on_voice(change) -> None:
+        voice = change["new"]
+        audio = renderer.render(voice)
+        result = prog.run_audio(audio, Path(voice.display_name))
+        original.show(audio, prog.spectrogram(audio), f"original: {voice.display_name}")
         inferred.show(result.render, prog.spectrogram(result.render),
                       f"inferred: '{result.voice.display_name}'")  # fmt: skip
         pitch = ("no stable pitch" if not np.isfinite(result.pitch_error_cents)
@@ -85,30 +91,9 @@ def program_panel(model_dir, voices: list[tuple[str, Voice]]) -> widgets.VBox:
         status.value = (f"loss {result.loss:.3f} (network alone {result.network_loss:.3f}), "
                         f"{pitch}")  # fmt: skip
 
-    def on_voice(change) -> None:
-        voice = change["new"]
-        run(renderer.render(voice), voice.display_name)
-
-    def on_upload(change) -> None:
-        files = change["new"]
-        if not files:
-            return
-        item = files[0]
-        from companion.data.audio import AudioError, load_audio
-
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / item["name"]
-            path.write_bytes(bytes(item["content"]))
-            try:
-                run(load_audio(path, prog.cfg), path.stem)
-            except AudioError as e:
-                status.value = f"<span style='color:#b00'>{e}</span>"
-
     choose.observe(on_voice, names="value")
-    upload.observe(on_upload, names="value")
     on_voice({"new": choose.value})
-    return widgets.VBox([widgets.HBox([choose, upload]), widgets.HBox([original, inferred]),
-                         status])  # fmt: skip
+    return widgets.VBox([choose, widgets.HBox([original, inferred]), status])
 
 
 def path_panel(model_dir, voices: list[tuple[str, Voice]], steps: int = 7) -> widgets.VBox:
@@ -118,7 +103,7 @@ def path_panel(model_dir, voices: list[tuple[str, Voice]], steps: int = 7) -> wi
     a = widgets.Dropdown(options=voices, description="from")
     b = widgets.Dropdown(options=voices, index=min(1, len(voices) - 1), description="to")
     slider = widgets.IntSlider(value=0, min=0, max=steps - 1, description="step")
-    sound = _Sound("")
+    sound = Sound("")
     state = {}
 
     def show(_=None) -> None:
@@ -142,7 +127,7 @@ def generate_panel(model_dir) -> widgets.VBox:
     latent, prog = Latent(model_dir), Programmer(model_dir, candidates=1)
     renderer = Renderer(prog.cfg)
     button = widgets.Button(description="new voice", icon="random")
-    sound, link = _Sound("press the button"), widgets.HTML()
+    sound, link = Sound("press the button"), widgets.HTML()
     count = {"n": 0}
 
     def on_click(_=None) -> None:

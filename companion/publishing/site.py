@@ -105,7 +105,8 @@ def write_tables(tables: dict[str, str | Path], site_dir: str | Path) -> None:
 
 
 SOURCE = Path(__file__).parents[2] / "site"  # the repository's Jekyll source
-GENERATED = ("_data", "_site", ".jekyll-cache", "assets/audio", "assets/img", "_includes/tables")
+GENERATED = ("_data", "_site", ".jekyll-cache", "assets/audio", "assets/img", "_includes/tables",
+             "notebooks", "notebooks.html")  # the last two: companion.publishing.notebook_pages
 
 
 def copy_source(dst: str | Path, src: str | Path = SOURCE) -> Path:

@@ -1,0 +1,127 @@
+"""The web app's panel (notebook 08 served by Voila, ``make app``): a sound in, a DX7 voice out.
+
+A musician uploads a recording, chooses the quality and how many alternatives to offer, and
+gets, in the page: the input and the voice heard and seen (players and log-mel spectrograms),
+what was read from the recording (key, velocity, key-up, level), and download links for the
+voice (a single-voice .syx for Dexed or a DX7) and the bank of alternatives. A file that cannot
+be used (text, silence, an unreadable file) and any failure of the matcher are a message in the
+page, never a traceback, and the panel goes on serving the next upload.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+import ipywidgets as widgets
+import numpy as np
+
+from companion.dx7.sysex import bank_message, single_voice_message
+from companion.matching.outputs import bank
+from companion.matching.program import QUALITIES, Programmer
+from companion.publishing.explorer import Sound
+
+ACCEPT = ".wav,.flac,.ogg,.mp3,.aif,.aiff,audio/*"
+VARIANTS = 8  # alternatives offered by default (the bank holds them, best first)
+
+
+def _download(data: bytes, filename: str, text: str) -> str:
+    """An HTML link that downloads ``data`` as ``filename`` (a data: URL, nothing stored)."""
+    payload = base64.b64encode(data).decode()
+    return (f'<a download="{html.escape(filename)}" class="download" '
+            f'href="data:application/octet-stream;base64,{payload}">{html.escape(text)}</a>')
+
+
+def _safe_name(name: str) -> str:
+    """A file name from an upload's name: letters, digits, '-', '_' and '.' only."""
+    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(name).stem)
+    return keep.strip("._") or "sound"
+
+
+class AppPanel(widgets.VBox):
+    """Upload, quality, variants -> players, spectrograms, downloads and a status line.
+
+    Args:
+        model_dir: a model folder (None: the shipped model).
+        library: a preset database or cartridge folder (None: $COMPANION_LIBRARY if set).
+        quality: the initial choice.
+    """
+
+    def __init__(self, model_dir=None, library=None, quality: str = "fast"):
+        self.prog = Programmer(model_dir, library=library, quality=quality)
+        self.upload = widgets.FileUpload(accept=ACCEPT, multiple=False,
+                                         description="a sound")  # fmt: skip
+        self.quality = widgets.Dropdown(options=list(QUALITIES), value=quality,
+                                        description="quality")  # fmt: skip
+        self.variants = widgets.BoundedIntText(value=VARIANTS, min=0, max=32,
+                                               description="alternatives")  # fmt: skip
+        self.status = widgets.HTML("<span class='status'>upload a recording of one note "
+                                   "(wav, flac, ogg, mp3)</span>")  # fmt: skip
+        self.original, self.voice = Sound("your sound"), Sound("the DX7 voice")
+        self.links = widgets.HTML()
+        library_text = "no library (pass one for far better matches)" if (
+            self.prog.index is None) else f"library: {len(self.prog.index)} voices"  # fmt: skip
+        super().__init__([
+            widgets.HBox([self.upload, self.quality, self.variants]),
+            widgets.HTML(f"<small>{html.escape(library_text)}</small>"),
+            self.status, widgets.HBox([self.original, self.voice]), self.links,
+        ])  # fmt: skip
+        self.upload.observe(self._on_upload, names="value")
+
+    def _say(self, text: str, error: bool = False) -> None:
+        color = "#b00" if error else "inherit"
+        self.status.value = (f"<span class='status{' error' if error else ''}' "
+                             f"style='color:{color}'>{html.escape(text)}</span>")  # fmt: skip
+
+    def _on_upload(self, change) -> None:
+        files = change["new"]
+        if not files:
+            return
+        item = files[0]
+        name = str(item.get("name", "sound"))
+        self.links.value = ""
+        self._say(f"programming {name} ({self.quality.value}) ...")
+        try:
+            self.program(bytes(item["content"]), name)
+        except ValueError as e:  # the user's file (AudioError is one): the reason, one line
+            self._say(str(e), error=True)
+        except Exception as e:  # the page must keep serving; the server's log keeps the rest
+            traceback.print_exc(file=sys.stderr)
+            self._say(f"{name}: could not be programmed ({type(e).__name__}: {e})", error=True)
+
+    def program(self, content: bytes, name: str) -> None:
+        """Program an uploaded file's bytes; fills the players, links and status."""
+        self.prog.set_quality(self.quality.value)
+        stem = _safe_name(name)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"{stem}{Path(name).suffix.lower()}"
+            path.write_bytes(content)
+            try:
+                result = self.prog.run(path, variants=int(self.variants.value), name=stem)
+            except ValueError as e:  # it names the temporary file: say the user's name instead
+                raise ValueError(str(e).replace(str(path), name)) from None
+        take = result.takes[0]
+        self.original.show(take.audio, self.prog.spectrogram(take.audio), f"your sound: {name}")
+        self.voice.show(result.render, self.prog.spectrogram(result.render),
+                        f"the DX7 voice '{result.voice.display_name}'")  # fmt: skip
+        links = [_download(single_voice_message(result.voice), f"{stem}.syx",
+                           f"download {stem}.syx (the voice, for Dexed or a DX7)")]  # fmt: skip
+        if result.variants:
+            text = (f"download {stem}-variants.syx (a bank of {len(result.variants)} "
+                    "alternatives, best first)")
+            links.append(_download(bank_message(bank(result.variants)),
+                                   f"{stem}-variants.syx", text))  # fmt: skip
+        self.links.value = " &nbsp; ".join(links)
+        pitch = ("no stable pitch" if not np.isfinite(result.pitch_error_cents)
+                 else f"pitch {result.pitch_error_cents:+.0f} cents")  # fmt: skip
+        self._say(f"{name}: {take.describe()}; loss {result.loss:.3f} (network alone "
+                  f"{result.network_loss:.3f}); {pitch}; {result.seconds:.1f} s")  # fmt: skip
+
+
+def app_panel(model_dir=None, library=None, quality: str = "fast") -> AppPanel:
+    """The web app's panel; see AppPanel."""
+    return AppPanel(model_dir, library, quality)
