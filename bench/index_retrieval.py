@@ -25,7 +25,7 @@ from program_quality import Train
 
 from companion.data import presets
 from companion.data.render import render_many
-from companion.evaluation.paper_table import code_commit
+from companion.evaluation.paper_table import provenance
 from companion.evaluation.tables import write_table
 from companion.matching.index import EMBEDDING, Index, fit_pca
 
@@ -93,7 +93,7 @@ def main() -> None:
                          **scores(top, truth, train, queries), "MB (whole library)": mb,
                          "query ms": float("nan")})  # fmt: skip
     t = pd.DataFrame(rows)
-    note = (f"`bench/index_retrieval.py --queries {args.queries}`, commit {code_commit()}: "
+    note = (f"`bench/index_retrieval.py --queries {args.queries}`, {provenance()}: "
             f"{args.queries} test-split voices as queries against the {len(train.ids)} "
             "train-split voices, all at note 60, velocity 85. Truth: the exhaustive nearest "
             "train voice by L2 on the full-resolution log10 mel (64 bands, STFT 1024 / hop "

@@ -42,7 +42,7 @@ from companion.data.render import Renderer, render_many
 from companion.dx7.params import LEARNABLE
 from companion.dx7.voice import INIT_VOICE, Voice
 from companion.evaluation.metrics import log_stft_mae, mfcc_mae, spectral_convergence
-from companion.evaluation.paper_table import code_commit
+from companion.evaluation.paper_table import provenance
 from companion.evaluation.tables import write_table
 from companion.io import save_npy, write_atomic
 from companion.matching.index import EMBEDDING, Index, database_hash
@@ -260,7 +260,7 @@ def main() -> None:
                          "(target >= 50 %)")  # fmt: skip
     counts = {b: sum(v == b for v in bucket.values()) for _, _, b in BUCKETS}
     note = (f"`bench/program_quality.py --voices {args.voices}` on {os.cpu_count()} CPU cores, "
-            f"commit {code_commit()}; library: the train split of {Path(args.db).name} "
+            f"{provenance()}; library: the train split of {Path(args.db).name} "
             f"({len(train.ids)} voices). Test voices and other instruments at note 60, velocity "
             "85, 4 s; 'other keys': the answer and the true voice both played at (36, 85) "
             "(48, 85) (72, 85) (84, 85) (60, 40) (60, 127), averaged. SC: spectral convergence; "

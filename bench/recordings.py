@@ -50,6 +50,7 @@ import soundfile as sf
 from companion.data import presets
 from companion.data.render import Play, Renderer
 from companion.evaluation.metrics import mfcc_mae, spectral_convergence
+from companion.evaluation.paper_table import provenance
 from companion.evaluation.recordings import RATE, Recording, draw, record
 from companion.evaluation.tables import markdown
 from companion.io import write_atomic
@@ -242,7 +243,7 @@ def main() -> None:
     rows = markdown(summary.reset_index().rename(columns={"method": "rows"}))
     text = (f"# `program` on recordings like a user's ({args.voices} test voices, quality "
             f"{args.quality}, library = train split)\n\n`bench/recordings.py --voices "
-            f"{args.voices} --together {args.together}`\n\n{rows}\n\n"
+            f"{args.voices} --together {args.together}`, {provenance()}\n\n{rows}\n\n"
             + "\n".join(lines) + "\n")  # fmt: skip
     write_atomic(out / "table_recordings.md", text)
     print(text)

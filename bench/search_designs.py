@@ -26,7 +26,7 @@ from program_quality import OTHER_KEYS
 from companion.data import presets
 from companion.data.render import Renderer
 from companion.evaluation.metrics import mfcc_mae, spectral_convergence
-from companion.evaluation.paper_table import code_commit
+from companion.evaluation.paper_table import provenance
 from companion.evaluation.tables import write_table
 from companion.matching.evaluator import Evaluator
 from companion.matching.index import Index
@@ -103,7 +103,7 @@ def main() -> None:
         out.append(row)
     t = pd.DataFrame(out)
     note = (f"`bench/search_designs.py --voices {args.voices} --evals {args.evals}`, commit "
-            f"{code_commit()}: {len(cases)} test-split voices at note 60, velocity 85; starts: "
+            f"{provenance()}: {len(cases)} test-split voices at note 60, velocity 85; starts: "
             "the index's 16 nearest train voices; the same evaluations for every design, no "
             "time limit. Other keys: the answer and the true voice both at (36, 85) (48, 85) "
             "(72, 85) (84, 85) (60, 40) (60, 127), averaged. Ratios: of means, to default, "

@@ -396,7 +396,7 @@ def _evaluate_latent(args) -> None:
 
     interp = latent.interpolation(args.run, args.data, args.pairs, seed=args.seed)
     gen = latent.generation(args.run, args.data, args.voices, seed=args.seed)
-    head = f"Model {args.run}; commit {paper_table.code_commit()}."
+    head = f"Model: {paper_table.model_name(args.run)}; {paper_table.provenance()}."
     latent.write_tables(interp, gen, head, args.out)
     for name in ("table_interpolation.md", "table_generate.md"):
         print(open(Path(args.out) / name).read())

@@ -111,7 +111,8 @@ fig.tight_layout()
 # %%
 interp = latent_eval.interpolation(run, str(ds.path), pairs=pairs, progress=False)
 gen = latent_eval.generation(run, str(ds.path), n=voices)
-latent_eval.write_tables(interp, gen, f"Model {run}; commit {paper_table.code_commit()}.", figures)
+head = f"Model: {paper_table.model_name(run)}; {paper_table.provenance()}."
+latent_eval.write_tables(interp, gen, head, figures)
 display(Markdown((figures / "table_interpolation.md").read_text()))
 display(Markdown((figures / "table_generate.md").read_text()))
 

@@ -1,5 +1,7 @@
 """Metrics and the evaluation tables (smoke scale)."""
 
+import re
+
 import numpy as np
 
 from companion.data.render import Renderer
@@ -45,7 +47,8 @@ def test_tables(smoke_run, tmp_path):
         "program good (train-split library)",
     }
     md = (tmp_path / "table_main.md").read_text()
-    assert "| Num only | not run |" in md and "First 4 test voices" in md and "commit" in md
+    assert "| Num only | not run |" in md and "First 4 test voices" in md
+    assert re.search(r"commit [0-9a-f]+(\+changes)?, \d{4}-\d{2}-\d{2}\.", md)  # and the date
     assert (tmp_path / "table_main.csv").read_text().startswith("row,label,statistic,num_mae")
     assert "\\begin{tabular}" in (tmp_path / "table_main.tex").read_text()
     init = summary["INIT VOICE"]["all/mean"]
@@ -71,3 +74,12 @@ def test_notes_table(smoke_run, tmp_path):
     assert "| INIT VOICE |" in md and "60/127" in md and "six notes" in md
     main = (tmp_path / "table_main.md").read_text()
     assert "voices (" in main  # a table per label
+
+
+def test_tables_name_models_without_local_paths(tmp_path):
+    from companion.evaluation.paper_table import model_name
+    from companion.models import default_model_dir
+
+    assert model_name(None) == model_name(default_model_dir()) == (
+        "the shipped model (companion/models/default)")
+    assert model_name(tmp_path / "runs" / "small-single-numcat++") == "run small-single-numcat++"

@@ -16,7 +16,7 @@ from companion.dx7.sysex import single_voice_message
 from companion.dx7.voice import Voice
 from companion.evaluation import tables
 from companion.evaluation.metrics import audio_metrics
-from companion.evaluation.paper_table import code_commit, nearest_train
+from companion.evaluation.paper_table import model_name, nearest_train, provenance
 from companion.io import write_atomic, write_audio
 from companion.matching.program import Programmer
 
@@ -61,8 +61,8 @@ def evaluate_ood(model_dir, data: str, out_dir: str | Path, figures: str | Path 
             write_atomic(out / f"{name}_{method}.syx", single_voice_message(voice))
             results[name][method] = audio_metrics(audio, render, cfg.sample_rate)
     if figures is not None:
-        write_table(results, f"Model {model_dir}; library: train split of {info.path.name}; "
-                    f"commit {code_commit()}.", Path(figures))  # fmt: skip
+        write_table(results, f"Model: {model_name(model_dir)}; library: train split of "
+                    f"{info.path.name}; {provenance()}.", Path(figures))  # fmt: skip
     return results
 
 

@@ -189,9 +189,26 @@ def code_commit() -> str:
         return "unknown"
 
 
+def provenance() -> str:
+    """What every published table says made it: "commit abc1234, 2026-12-02"."""
+    import datetime
+
+    return f"commit {code_commit()}, {datetime.date.today().isoformat()}"
+
+
+def model_name(folder) -> str:
+    """How a table names a model: the shipped one as such, a run by its folder's name (never a
+    path of the machine that made it)."""
+    from companion.models import default_model_dir
+
+    if folder is None or Path(folder).resolve() == default_model_dir().resolve():
+        return "the shipped model (companion/models/default)"
+    return f"run {Path(folder).name}"
+
+
 def _head(info) -> str:
     return (f"Test split of dataset {info.path.name} (config {info.config!r}, "
-            f"{info.audio.n_mels} x {info.audio.n_frames}); commit {code_commit()}.")  # fmt: skip
+            f"{info.audio.n_mels} x {info.audio.n_frames}); {provenance()}.")  # fmt: skip
 
 
 def _tables(results, labels, sources, info, n, out: Path) -> dict:
