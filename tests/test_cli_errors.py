@@ -156,6 +156,18 @@ CASES = {
         ["program", "adir", "--out-dir", "out"],
         "adir: is a folder, expected an audio file",
     ),
+    "program a device as input": (
+        ["program", "/dev/zero", "--out-dir", "out"],
+        "/dev/zero: not a regular file (a device or a pipe)",
+    ),
+    "render a device": (
+        ["render", "/dev/zero", "-o", "x.wav"],
+        "/dev/zero: not a regular file (a device or a pipe)",
+    ),
+    "interpolate a device": (
+        ["interpolate", "/dev/zero", "two.syx", "--naive", "--out-dir", "path"],
+        "/dev/zero: not a regular file (a device or a pipe)",
+    ),
     "program a missing input": (
         ["program", "missing.wav", "--out-dir", "out"],
         "missing.wav: no such file",

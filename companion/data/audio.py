@@ -71,8 +71,9 @@ def read_mono(path: str | Path, sample_rate: int, max_s: float | None = None
     path = Path(path)
     if path.is_dir():
         raise AudioError(f"{path}: is a folder, expected an audio file")
-    if not path.is_file():
-        raise AudioError(f"{path}: no such file")
+    if not path.is_file():  # a device or a pipe would never end: only a regular file
+        why = "not a regular file (a device or a pipe)" if path.exists() else "no such file"
+        raise AudioError(f"{path}: {why}")
     try:
         with sf.SoundFile(path) as f:
             rate, total = f.samplerate, f.frames

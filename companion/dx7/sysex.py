@@ -387,6 +387,9 @@ def parse_syx(data: bytes, file: str = "<bytes>") -> SyxContents:
 def read_syx(path: str | os.PathLike, name: str | None = None) -> SyxContents:
     """``parse_syx`` on a file; an unreadable file is reported in ``error``, not raised."""
     label = name or str(path)
+    if Path(path).exists() and not Path(path).is_file() and not Path(path).is_dir():
+        # a device or a pipe: reading it might never end
+        return SyxContents(label, error=f"{label}: not a regular file (a device or a pipe)")
     try:
         data = Path(path).read_bytes()
     except OSError as e:
