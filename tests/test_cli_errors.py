@@ -588,18 +588,6 @@ def _start(args, cwd=None) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
 
 
-def _wait_for(proc, text: str, deadline_s: float = 120) -> str:
-    """stderr read up to the first line holding ``text`` (the command is at work then)."""
-    seen, end = [], time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        line = proc.stderr.readline()
-        assert line, "it ended before the signal: " + "".join(seen)
-        seen.append(line)
-        if text in line:
-            return "".join(seen)
-    raise AssertionError("no " + text)
-
-
 def _ours(marker: str) -> list[int]:
     """Processes whose command line holds ``marker`` (a forked worker keeps its parent's)."""
     pids = []
@@ -612,37 +600,59 @@ def _ours(marker: str) -> list[int]:
     return pids
 
 
+@pytest.fixture(scope="module")
+def pool_db(tmp_path_factory) -> Path:
+    """A database of 2,048 random voices: its index build keeps 2 workers busy for seconds, so
+    that a signal lands while they render (the 120 fixture voices take under a second)."""
+    from companion.dx7.sysex import bank_message
+
+    from .conftest import random_voice
+
+    root = tmp_path_factory.mktemp("pool-cartridges")
+    rng = np.random.default_rng(7)
+    for b in range(64):
+        voices = [random_voice(rng, f"P{b:02d} {i:02d}") for i in range(32)]
+        (root / f"bank{b:02d}.syx").write_bytes(bank_message(voices))
+    db = tmp_path_factory.mktemp("pool-db") / "p.sqlite"
+    presets.build(root, db, progress=False)
+    return db
+
+
+def _building(db: Path, tmp_path: Path) -> tuple[subprocess.Popen, Path]:
+    """`index build` of a copy of ``db`` over 2 workers, returned once the workers render."""
+    copy = tmp_path / "building" / "p.sqlite"
+    copy.parent.mkdir()
+    shutil.copy(db, copy)
+    proc = _start(["index", "build", "--db", copy, "--processes", "2"])
+    deadline = time.monotonic() + 60
+    while len(_ours(str(copy))) < 3:  # the command and its 2 workers
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.05)
+    time.sleep(0.5)
+    return proc, copy
+
+
 @pytest.mark.parametrize("sig, status, word", [(signal.SIGINT, 130, "interrupted"),
                                                 (signal.SIGTERM, 143, "terminated")])  # fmt: skip
-def test_signal_to_the_group_during_a_pool(fixture_db, tmp_path, sig, status, word):
+def test_signal_to_the_group_during_a_pool(pool_db, tmp_path, sig, status, word):
     """Ctrl-C (SIGINT to the whole group: the workers get it too) or SIGTERM while the index
     is built over 2 worker processes: one last line, no worker's traceback, the status."""
-    db = tmp_path / "p.sqlite"
-    shutil.copy(fixture_db, db)
-    proc = _start(["index", "build", "--db", db, "--processes", "2"])
-    head = _wait_for(proc, "building the retrieval index")
-    time.sleep(1.5)  # the workers are up and rendering
+    proc, db = _building(pool_db, tmp_path)
     if sig == signal.SIGINT:
         os.killpg(proc.pid, sig)
     else:
         proc.send_signal(sig)
-    err = head + proc.communicate(timeout=60)[1]
+    err = proc.communicate(timeout=60)[1]
     assert proc.returncode == status, err
     lines = err.splitlines()
     assert "Traceback" not in err and not any("ForkPoolWorker" in x for x in lines), err
     assert lines[-1].startswith(f"companion: {word}; ")
-    assert not (tmp_path / "p.index.npz").exists()
+    assert not db.with_name("p.index.npz").exists()
 
 
-def test_kill_9_leaves_no_workers(fixture_db, tmp_path):
+def test_kill_9_leaves_no_workers(pool_db, tmp_path):
     """`kill -9` of a command with workers: they exit with it, silently."""
-    db = tmp_path / "kill9" / "p.sqlite"
-    db.parent.mkdir()
-    shutil.copy(fixture_db, db)
-    proc = _start(["index", "build", "--db", db, "--processes", "2"])
-    _wait_for(proc, "building the retrieval index")
-    time.sleep(1.5)
-    assert len(_ours(str(db))) >= 2  # the command and its workers
+    proc, db = _building(pool_db, tmp_path)
     proc.kill()
     proc.wait()
     deadline = time.monotonic() + 10
