@@ -715,7 +715,9 @@ def test_index_damaged_is_rebuilt(work):
         index.write_bytes(damaged)
         code, err, out = _cli(["index", "build", "--db", "p.sqlite", "--processes", "1"], work)
         assert code == 0 and "unreadable, damaged or truncated (BadZipFile)" in err[0], err
-        assert "p.index.npz" in out and index.stat().st_size == len(whole)
+        assert "p.index.npz: 120 voices" in out  # built again, whole (its bytes may differ)
+        with np.load(index) as f:
+            assert "meta" in f.files
     index.write_bytes(whole[:1000])
     code, err, out = _cli(["program", "tone.wav", "--out-dir", "o", "--library", "p.sqlite",
                            "--quality", "fast", "--note", "60"], work)  # fmt: skip
