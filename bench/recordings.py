@@ -51,7 +51,7 @@ from companion.data import presets
 from companion.data.render import Play, Renderer
 from companion.evaluation.metrics import mfcc_mae, spectral_convergence
 from companion.evaluation.paper_table import provenance
-from companion.evaluation.recordings import RATE, Recording, draw, record
+from companion.evaluation.recordings import RATE, Recording, draw, level_matched, record
 from companion.evaluation.tables import markdown
 from companion.io import write_atomic
 from companion.matching.index import Index
@@ -62,12 +62,6 @@ SR = 22050
 OTHER_KEYS = ((36, 85), (48, 85), (72, 85), (84, 85), (60, 40), (60, 127))
 TOGETHER_KEYS = (36, 60, 84)
 IN_TUNE = 25.0  # cents
-
-
-def level_matched(answer: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """``answer`` scaled to ``reference``'s RMS (a silent answer stays silent)."""
-    a, r = (float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) for x in (answer, reference))
-    return answer if a < 1e-9 else answer * np.float32(r / a)
 
 
 def pyin_hz(audio: np.ndarray, play: Play) -> float:

@@ -81,6 +81,9 @@ for row in table_rows:
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(15, 3.5))
 for name, run in runs.items():
+    if not (run / "metrics.jsonl").exists():  # the shipped model keeps its card, not its curves
+        print(f"{name}: no per-epoch metrics (a shipped model's folder), no curves")
+        continue
     metrics = train.read_metrics(run)
     epoch = [m["epoch"] for m in metrics]
     axes[0].plot(epoch, [m["val_loss"] for m in metrics], label=name)

@@ -26,7 +26,8 @@
 #
 # Parameters (papermill): `config`, `data_dir`, `limit` (as notebook 01), `rows` (one-note rows
 # of notebook 02, one column each), `models` (model folders, comma-separated, instead of those
-# rows), `six` (the six-note row, for the multi-note section), `n_voices`, `out_dir`.
+# rows), `six` (the six-note row, for the multi-note section), `n_voices`, `n_recordings`
+# (test voices recorded like a user's, for the recordings section), `out_dir`.
 
 # %% tags=["parameters"]
 config = "smoke"
@@ -36,12 +37,14 @@ rows = "numonly,numcat,numcat++"
 six = "numcat++/six"
 models = ""
 n_voices = 8
+n_recordings = 2
 out_dir = "../data/programming"
 
 # %%
 import json
 from pathlib import Path
 
+import librosa
 import matplotlib.pyplot as plt
 import numpy as np
 import soundfile as sf
@@ -55,11 +58,13 @@ from companion.dx7.params import representation
 from companion.dx7.sysex import single_voice_message
 from companion.dx7.voice import Voice
 from companion.evaluation.metrics import audio_metrics
+from companion.evaluation.recordings import RATE, draw, level_matched, record
 from companion.io import write_atomic, write_audio
-from companion.matching.program import Programmer
+from companion.matching.program import DISTINCT_DB, Programmer
 from companion.models.vae import load_model
 from companion.publishing.notebooks import Row, dataset_dir, parse_rows
 from companion.publishing.plots import spectrogram_png
+from companion.publishing.site import slug
 
 data = Path(data_dir)
 ds = open_dataset(dataset_dir(data, config, "single", limit))
@@ -95,11 +100,6 @@ voices_all = [by_id[int(i)] for i in ids[:64]]
 # %%
 renderer, table = Renderer(ds.audio), []
 answers = {name: Programmer(f, candidates=1) for name, f in columns.items()}
-def slug(name: str) -> str:
-    """A column name as a file name that is safe in URLs: numcat++ -> numcatpp."""
-    return name.replace("+", "p").replace(" ", "-")
-
-
 # program's library: the database's train split (a test voice is never retrieved)
 library = ds.header["database"]
 programs = {f"program {q}": Programmer(list(columns.values())[-1], library=library, quality=q,
@@ -238,6 +238,105 @@ if six_run is not None and (six_run / "model.yaml").exists() and (six_ds / "stat
     fig.tight_layout()
 else:
     print("no six-note run: the multi-note section is skipped")
+
+# %% [markdown]
+# ## Recordings like a user's, and `--variants`
+#
+# A user's recording is not the project's render: some key and velocity, the key held for some
+# time, silence before the note, any level, 44.1 kHz stereo. `n_recordings` test voices are
+# recorded that way (companion.evaluation.recordings: key 36-84, velocity 50-120, held 0.4-2.5
+# s, up to 0.3 s of silence, peak -12 to -1 dBFS) and given to `program best` as files alone:
+# it reads the key, velocity and hold. Shown: the recording, the answer played as program read
+# it (at the recording's loudness), and the original and the answer at two keys the recording
+# never showed (MIDI 36 and 84, velocity 85, each at its own level). Then the first recording
+# with `--variants 4`: the distinct alternatives of NAME-variants.syx, each played as read.
+
+# %%
+best, sr = programs["program best"], ds.audio.sample_rate
+rec_dir = out / "recordings"
+rec_dir.mkdir(exist_ok=True)
+rng = np.random.default_rng(17)
+unheard = ((36, 85), (84, 85))
+rec_rows, rec_table, shown_variants = [], [], None
+# the table's voices first, then the first 64 test voices
+pool = {**{int(ids[i]): voices[int(ids[i])] for i in picked}, **by_id}
+for voice_id, original in pool.items():
+    if len(rec_rows) == n_recordings:
+        break
+    rec = draw(rng)
+    truth = renderer.play(original, rec.play(sr))  # the recording at the project's rate
+    if np.abs(truth).max() < 0.01:  # (nearly) silent at the key and velocity drawn: skipped
+        continue
+    k, vid = len(rec_rows), f"{voice_id:06d}"
+    path = write_audio(rec_dir / f"{vid}.wav", record(renderer, original, rec), RATE,
+                       subtype="PCM_24")  # fmt: skip
+    r = best.run(path, variants=4 if k == 0 else 0)
+    p = r.takes[0].play
+    heard = librosa.resample(sf.read(path, dtype="float32")[0].mean(axis=1), orig_sr=RATE,
+                             target_sr=sr)  # fmt: skip
+    sounds = {"recording": heard,
+              "program best, as read": level_matched(renderer.play(r.voice, p), heard)}  # fmt: skip
+    for (note, _), a, b in zip(unheard, renderer.render_notes(original, unheard),
+                                 renderer.render_notes(r.voice, unheard)):  # fmt: skip
+        sounds[f"original, key {note}"], sounds[f"program, key {note}"] = a, b
+    for name, sound in sounds.items():
+        stem = f"{vid}_{slug(name)}"
+        write_audio(rec_dir / f"{stem}.wav", sound, sr)
+        spectrogram_png(sound, rec_dir / f"{stem}.png", ds.audio)
+    score = {"as recorded": audio_metrics(truth, level_matched(
+        renderer.play(r.voice, rec.play(sr)), truth))["sc"]}  # fmt: skip
+    for note, _ in unheard:
+        score[f"key {note}"] = audio_metrics(sounds[f"original, key {note}"],
+                                             sounds[f"program, key {note}"])["sc"]  # fmt: skip
+    rec_table.append({"id": vid, "name": original.display_name,
+                      "recorded": f"key {rec.note}, vel. {rec.velocity}, {rec.hold_s:.2f} s",
+                      "read": f"key {p.note}, vel. {p.velocity}, {p.hold_s:.2f} s",
+                      **{f"SC {n}": v for n, v in score.items()}})  # fmt: skip
+    rec_rows.append({"key": vid, "title": f"{vid} {original.display_name}",
+                     "note": f"recorded at key {rec.note}, velocity {rec.velocity}, held "
+                             f"{rec.hold_s:.2f} s, peak {rec.peak_db:.0f} dBFS; program read key "
+                             f"{p.note}, velocity {p.velocity}, held {p.hold_s:.2f} s",
+                     "cells": [{"label": n, "wav": str(rec_dir / f"{vid}_{slug(n)}.wav"),
+                                "png": str(rec_dir / f"{vid}_{slug(n)}.png")}
+                               for n in sounds]})  # fmt: skip
+    if r.variants:
+        shown_variants = (vid, original, heard, r)
+if rec_rows:
+    lines = ["| " + " | ".join(rec_table[0]) + " |", "|" + "---|" * len(rec_table[0])]
+    lines += ["| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v)
+                                for v in row.values()) + " |" for row in rec_table]  # fmt: skip
+    write_atomic(rec_dir / "recordings.md", ("\n".join(lines) + "\n").encode())
+    print("\n".join(lines))
+    site["recordings"] = {
+        "title": "Recordings like a user's",
+        "intro": "Test voices recorded the way a user has them (a key from 36 to 84, velocity 50 "
+                 "to 120, the key held 0.4 to 2.5 s, silence before the note, any level, 44.1 "
+                 "kHz stereo) and given to program --quality best as files alone: it reads the "
+                 "key, velocity and hold. The recording, the answer played as program read it "
+                 "(at the recording's loudness), and the original and the answer at keys the "
+                 "recording never showed (36 and 84, velocity 85, each at its own level).",
+        "columns": list(sounds), "rows": rec_rows}  # fmt: skip
+if shown_variants:
+    vid, original, heard, r = shown_variants
+    cells = [{"label": "recording", "wav": str(rec_dir / f"{vid}_recording.wav"),
+              "png": str(rec_dir / f"{vid}_recording.png")}]  # fmt: skip
+    for v, voice in enumerate(r.variants, 1):
+        stem = f"{vid}_variant{v}"
+        sound = level_matched(renderer.play(voice, r.takes[0].play), heard)
+        write_audio(rec_dir / f"{stem}.wav", sound, sr)
+        spectrogram_png(sound, rec_dir / f"{stem}.png", ds.audio)
+        cells.append({"label": f"variant {v}", "wav": str(rec_dir / f"{stem}.wav"),
+                      "png": str(rec_dir / f"{stem}.png")})  # fmt: skip
+    print(f"{vid} '{original.display_name}': {len(r.variants)} variants "
+          f"({', '.join(v.display_name for v in r.variants)})")
+    site["variants"] = {
+        "title": "Alternatives: --variants",
+        "intro": f"program --variants {len(r.variants)} on the first recording above "
+                 f"({vid} '{original.display_name}'): the distinct voices of NAME-variants.syx, "
+                 f"best first (each at least {DISTINCT_DB:g} dB RMS from the others in "
+                 "log-mel), played as program read the recording, at its loudness.",
+        "columns": [c["label"] for c in cells],
+        "rows": [{"key": vid, "title": f"{vid} {original.display_name}", "cells": cells}]}
 
 # %%
 write_atomic(out / "site.json", json.dumps(site, indent=1).encode())

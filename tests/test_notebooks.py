@@ -6,6 +6,7 @@ from pathlib import Path
 
 import jupytext
 import pytest
+import soundfile as sf
 
 from companion.publishing.site_check import check_site
 
@@ -82,6 +83,14 @@ def test_make_reproduce_smoke(cartridges, tmp_path):
     assert all(Path(c["wav"]).is_file() and Path(c["png"]).is_file() for c in cells)
     assert {p.resolve() for p in interp.rglob("step*.wav")} <= {Path(c["wav"]).resolve()
                                                                  for c in cells}  # fmt: skip
+    # recordings like a user's, programmed from the files alone, and --variants
+    recordings = manifest["recordings"]["rows"]
+    assert len(recordings) == 2 and all(len(r["cells"]) == 6 for r in recordings)
+    assert all("program read key" in r["note"] for r in recordings)
+    assert "SC as recorded" in text["04"] and "SC key 84" in text["04"]
+    recorded = sf.info(prog / "recordings" / f"{recordings[0]['key']}.wav")
+    assert (recorded.samplerate, recorded.channels) == (44100, 2)
+    assert len(manifest["variants"]["rows"][0]["cells"]) >= 3  # the recording, >= 2 others
     players = len(cells)
     assert f"'players': {players}" in text["07"] and "built 4 pages" in text["07"]
     report = check_site(site_dir / "_site", tmp_path / "screenshot.png")

@@ -61,4 +61,10 @@ def record(renderer: Renderer, voice: Voice, rec: Recording) -> np.ndarray:
     return np.stack([audio, audio], axis=1)
 
 
-__all__ = ["RANGES", "RATE", "TAIL_S", "Recording", "draw", "record"]
+def level_matched(answer: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``answer`` scaled to ``reference``'s RMS (a silent answer stays silent)."""
+    a, r = (float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) for x in (answer, reference))
+    return answer if a < 1e-9 else answer * np.float32(r / a)
+
+
+__all__ = ["RANGES", "RATE", "TAIL_S", "Recording", "draw", "level_matched", "record"]

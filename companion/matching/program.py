@@ -127,13 +127,18 @@ class Result:
         self.audio = self.render = None
         self.takes = [dataclasses.replace(t, audio=np.zeros(0, np.float32)) for t in self.takes]
 
+    def pitch_text(self) -> str:
+        """The result's pitch against the input's: ``pitch +3 cents (retuned)`` or ``no stable
+        pitch``."""
+        if not np.isfinite(self.pitch_error_cents):
+            return "no stable pitch"
+        return f"pitch {self.pitch_error_cents:+.0f} cents" + (" (retuned)" if self.tuned else "")
+
     def summary(self) -> str:
         """One line: the losses of the network's answer, the best candidate and the result."""
         if self.error:
             return f"{self.input}: {self.error}"
-        pitch = ("no stable pitch" if not np.isfinite(self.pitch_error_cents)
-                 else f"pitch {self.pitch_error_cents:+.0f} cents"
-                 + (" (retuned)" if self.tuned else ""))  # fmt: skip
+        pitch = self.pitch_text()
         read = "; ".join(f"{t.path.name}: {t.describe()}" for t in self.takes)
         return (
             f"{self.input} -> {', '.join(map(str, self.outputs)) or '-'}: "

@@ -10,7 +10,6 @@ page, never a traceback, and the panel goes on serving the next upload.
 
 from __future__ import annotations
 
-import base64
 import html
 import sys
 import tempfile
@@ -18,22 +17,14 @@ import traceback
 from pathlib import Path
 
 import ipywidgets as widgets
-import numpy as np
 
 from companion.dx7.sysex import bank_message, single_voice_message
 from companion.matching.outputs import bank
 from companion.matching.program import QUALITIES, Programmer
-from companion.publishing.explorer import Sound
+from companion.publishing.explorer import Sound, download_link
 
 ACCEPT = ".wav,.flac,.ogg,.mp3,.aif,.aiff,audio/*"
 VARIANTS = 8  # alternatives offered by default (the bank holds them, best first)
-
-
-def _download(data: bytes, filename: str, text: str) -> str:
-    """An HTML link that downloads ``data`` as ``filename`` (a data: URL, nothing stored)."""
-    payload = base64.b64encode(data).decode()
-    return (f'<a download="{html.escape(filename)}" class="download" '
-            f'href="data:application/octet-stream;base64,{payload}">{html.escape(text)}</a>')
 
 
 def _safe_name(name: str) -> str:
@@ -108,18 +99,17 @@ class AppPanel(widgets.VBox):
         self.original.show(take.audio, self.prog.spectrogram(take.audio), f"your sound: {name}")
         self.voice.show(result.render, self.prog.spectrogram(result.render),
                         f"the DX7 voice '{result.voice.display_name}'")  # fmt: skip
-        links = [_download(single_voice_message(result.voice), f"{stem}.syx",
+        links = [download_link(single_voice_message(result.voice), f"{stem}.syx",
                            f"download {stem}.syx (the voice, for Dexed or a DX7)")]  # fmt: skip
         if result.variants:
             text = (f"download {stem}-variants.syx (a bank of {len(result.variants)} "
                     "alternatives, best first)")
-            links.append(_download(bank_message(bank(result.variants)),
+            links.append(download_link(bank_message(bank(result.variants)),
                                    f"{stem}-variants.syx", text))  # fmt: skip
         self.links.value = " &nbsp; ".join(links)
-        pitch = ("no stable pitch" if not np.isfinite(result.pitch_error_cents)
-                 else f"pitch {result.pitch_error_cents:+.0f} cents")  # fmt: skip
         self._say(f"{name}: {take.describe()}; loss {result.loss:.3f} (network alone "
-                  f"{result.network_loss:.3f}); {pitch}; {result.seconds:.1f} s")  # fmt: skip
+                  f"{result.network_loss:.3f}); {result.pitch_text()}; "
+                  f"{result.seconds:.1f} s")  # fmt: skip
 
 
 def app_panel(model_dir=None, library=None, quality: str = "fast") -> AppPanel:

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import io
 from pathlib import Path
 
@@ -39,6 +40,14 @@ def png_bytes(spec_db: np.ndarray) -> bytes:
     buf = io.BytesIO()
     save_spectrogram(spec_db, buf)
     return buf.getvalue()
+
+
+def download_link(data: bytes, filename: str, text: str) -> str:
+    """An HTML link that downloads ``data`` as ``filename`` (a data: URL: nothing is stored on
+    the server, and the link works in a notebook, Voila and an exported page alike)."""
+    payload = base64.b64encode(data).decode()
+    return (f'<a download="{html.escape(filename)}" class="download" '
+            f'href="data:application/octet-stream;base64,{payload}">{html.escape(text)}</a>')
 
 
 class Sound(widgets.VBox):
@@ -86,10 +95,8 @@ def program_panel(model_dir, voices: list[tuple[str, Voice]]) -> widgets.VBox:
         original.show(audio, prog.spectrogram(audio), f"original: {voice.display_name}")
         inferred.show(result.render, prog.spectrogram(result.render),
                       f"inferred: '{result.voice.display_name}'")  # fmt: skip
-        pitch = ("no stable pitch" if not np.isfinite(result.pitch_error_cents)
-                 else f"pitch error {result.pitch_error_cents:+.0f} cents")  # fmt: skip
         status.value = (f"loss {result.loss:.3f} (network alone {result.network_loss:.3f}), "
-                        f"{pitch}")  # fmt: skip
+                        f"{result.pitch_text()}")  # fmt: skip
 
     choose.observe(on_voice, names="value")
     on_voice({"new": choose.value})
@@ -136,10 +143,9 @@ def generate_panel(model_dir) -> widgets.VBox:
         voice = Voice.from_values(latent.sample(1, seed=count["n"])[0], name)
         audio = renderer.render(voice)
         sound.show(audio, prog.spectrogram(audio), name)
-        data = base64.b64encode(single_voice_message(voice)).decode()
-        link.value = (f'<a download="{name.replace(" ", "_")}.syx" '
-                      f'href="data:application/octet-stream;base64,{data}">download '
-                      f"{name}.syx</a> (a single-voice dump for Dexed or a DX7)")  # fmt: skip
+        link.value = (download_link(single_voice_message(voice), f"{name.replace(' ', '_')}.syx",
+                                    f"download {name}.syx")
+                      + " (a single-voice dump for Dexed or a DX7)")  # fmt: skip
 
     button.on_click(on_click)
     return widgets.VBox([button, sound, link])
