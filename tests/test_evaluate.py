@@ -49,6 +49,8 @@ def test_tables(smoke_run, tmp_path):
     md = (tmp_path / "table_main.md").read_text()
     assert "| Num only | not run |" in md and "First 4 test voices" in md
     assert re.search(r"commit [0-9a-f]+(\+changes)?, \d{4}-\d{2}-\d{2}\.", md)  # and the date
+    # its models are named, never given as a path of the machine that made the table
+    assert f"NumCat++: run {run.name} (" in md and str(run.parent) not in md
     assert (tmp_path / "table_main.csv").read_text().startswith("row,label,statistic,num_mae")
     assert "\\begin{tabular}" in (tmp_path / "table_main.tex").read_text()
     init = summary["INIT VOICE"]["all/mean"]

@@ -61,7 +61,9 @@ def test_make_reproduce_smoke(cartridges, tmp_path):
     ):
         assert f"| {row} | " in text["03"]
     for table in ("main", "notes", "interpolation", "generate", "ood"):
-        assert (figures / f"table_{table}.md").exists()
+        # a published table names its models and data, never a path of the machine
+        assert str(tmp_path) not in (figures / f"table_{table}.md").read_text(), table
+    assert "run smoke-single-numonly (smoke config, 2 epochs" in text["03"]
     prog = data / "04_programming"
     n = len(list(prog.glob("*_program-best.syx")))
     assert n >= 3 and len(list(prog.glob("*_program-fast.syx"))) == n

@@ -129,7 +129,7 @@ def measure(runs: list[str], data: str, limit: int | None = 200, progress: bool 
                              f"not {data}")  # fmt: skip
         u = torch.cat([model.infer(x[i : i + 64]) for i in range(0, n, 64)]).numpy()
         preds[name] = representation(meta["encoding"]).decode(u)
-        sources[name] = (f"{run} ({model.cfg.name} config, {meta['epochs']} epochs, "
+        sources[name] = (f"{model_name(run)} ({model.cfg.name} config, {meta['epochs']} epochs, "
                          f"{meta.get('trained_s', 0) / 60:.0f} min of training)")  # fmt: skip
     preds["INIT VOICE"] = np.tile(INIT_VOICE.values.astype(np.int64), (n, 1))
     train_values = np.load(info.path / "train.voices.npy").astype(np.int64)
@@ -154,8 +154,8 @@ def measure(runs: list[str], data: str, limit: int | None = 200, progress: bool 
                 chosen = [prog.run_audio(originals[i], Path(f"test{i}")).voice.values
                           for i in tqdm(range(n), desc=name, disable=not progress)]  # fmt: skip
             preds[name] = np.stack(chosen).astype(np.int64)
-            where = f", library: the train split of {db}" if library else ""
-            sources[name] = f"{prog_run}, --quality {quality}{where}"
+            where = f", library: the train split of {Path(db).name}" if library else ""
+            sources[name] = f"{model_name(prog_run)}, --quality {quality}{where}"
     results = {}
     for name, pred in preds.items():
         if pred is None:
