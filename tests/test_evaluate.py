@@ -1,11 +1,12 @@
 """Metrics and the evaluation tables (smoke scale)."""
 
 import re
+import shutil
 
 import numpy as np
 
 from companion.data.render import Renderer
-from companion.dx7.voice import INIT_VOICE, param_index
+from companion.dx7.voice import INIT_VOICE, Voice, param_index
 from companion.evaluation import paper_table
 from companion.evaluation.metrics import audio_metrics, parameter_metrics
 
@@ -85,3 +86,22 @@ def test_tables_name_models_without_local_paths(tmp_path):
     assert model_name(None) == model_name(default_model_dir()) == (
         "the shipped model (companion/models/default)")
     assert model_name(tmp_path / "runs" / "small-single-numcat++") == "run small-single-numcat++"
+
+
+def test_program_rows_take_a_silent_test_voice(smoke_run, tmp_path):
+    """A test voice silent at (60, 85) (its operators all at level 0) is no input for program:
+    the program rows keep the network's answer for it, and the table is made."""
+    data, run = smoke_run
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    voices = np.load(copy / "test.voices.npy")
+    voices[0] = 0  # ALL MIN: every output level 0
+    np.save(copy / "test.voices.npy", voices)
+    measured = paper_table.measure([str(run)], str(copy), limit=2, progress=False, notes=False)
+    assert not np.abs(Renderer(measured.info.audio).render(Voice.from_values(voices[0]))).any()
+    for quality in ("fast", "good"):
+        program = measured.preds[f"program {quality} (train-split library)"]
+        assert np.array_equal(program[0], measured.preds["NumCat++"][0])
+    measured.tables(tmp_path / "figures")
+    table = (tmp_path / "figures" / "table_main.md").read_text()
+    assert "silent originals: the network's answer" in table
