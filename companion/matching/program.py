@@ -69,7 +69,9 @@ HOLD_NEAR = (-0.05, -0.02, 0.02, 0.05)  # s around the estimated key-up tried ..
 HOLD_FINE = (0.01, 0.005)  # s: ... then either way around the best of them
 KEY_ON_EARLIER = (0.005, 0.01, 0.02, 0.04, 0.08)  # s before the onset found a key-on is tried
 OFFSET_FINE = (44, 22, 11, 4, 1)  # samples: then the key-on is moved by these, either way
-VARIANT_POOL = 8  # --variants N: the 8 N best voices evaluated are considered ...
+# --variants N: the 64 N best voices evaluated are considered, best first (the search spends
+# most evaluations near its best: among the 8 N best, a recording once had 1 distinct voice) ...
+VARIANT_POOL = 64
 DISTINCT_DB = 1.0  # ... and kept when their log-mel is this far (RMS, dB) from those kept
 MAX_VARIANTS = 32  # a DX7 bank holds 32 voices
 
