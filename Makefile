@@ -63,7 +63,7 @@ demo: setup
 # give their stored output).
 test: setup setup-test-system
 	$(BIN)/ruff check companion tests bench notebooks/*.py
-	$(BIN)/python -m pytest -q --nbval-lax tests notebooks
+	$(BIN)/python -m pytest -q --durations=20 --nbval-lax tests notebooks
 
 lint: setup
 	$(BIN)/ruff check companion tests bench notebooks/*.py
@@ -73,9 +73,9 @@ lint: setup
 # FIGURES (data/figures; FIGURES=figures for the committed ones).
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 # Scale of each config: voices in the datasets (0: all), epochs (0: the config's), test voices
-# in the table, interpolation pairs, new voices measured and recordings on the site.
-SCALE_smoke := -p limit 64 -p epochs 2
-SCALE_small := -p limit 0 -p epochs 0 -p test_voices 200 -p pairs 100 -p voices 256 -p n_recordings 4
+# in the table, interpolation pairs, new voices measured, voices and recordings on the site.
+SCALE_smoke := -p limit 64 -p epochs 2 -p n_recordings 2
+SCALE_small := -p limit 0 -p epochs 0 -p test_voices 200 -p pairs 100 -p voices 256 -p n_voices 8 -p n_recordings 4
 SCALE_paper := $(SCALE_small)
 reproduce: check-cartridges setup
 	@mkdir -p $(NOTEBOOKS_OUT)

@@ -36,8 +36,8 @@ limit = 64
 rows = "numonly,numcat,numcat++"
 six = "numcat++/six"
 models = ""
-n_voices = 8
-n_recordings = 2
+n_voices = 4
+n_recordings = 1
 out_dir = "../data/programming"
 
 # %%
