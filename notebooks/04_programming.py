@@ -268,12 +268,11 @@ for voice_id, original in pool.items():
     if np.abs(truth).max() < 0.01:  # (nearly) silent at the key and velocity drawn: skipped
         continue
     k, vid = len(rec_rows), f"{voice_id:06d}"
-    path = write_audio(rec_dir / f"{vid}.wav", record(renderer, original, rec), RATE,
-                       subtype="PCM_24")  # fmt: skip
+    recording = record(renderer, original, rec)  # (T, 2) at 44.1 kHz
+    path = write_audio(rec_dir / f"{vid}.wav", recording, RATE, subtype="PCM_24")
     r = best.run(path, variants=4 if k == 0 else 0)
     p = r.takes[0].play
-    heard = librosa.resample(sf.read(path, dtype="float32")[0].mean(axis=1), orig_sr=RATE,
-                             target_sr=sr)  # fmt: skip
+    heard = librosa.resample(recording.mean(axis=1), orig_sr=RATE, target_sr=sr)
     sounds = {"recording": heard,
               "program best, as read": level_matched(renderer.play(r.voice, p), heard)}  # fmt: skip
     for (note, _), a, b in zip(unheard, renderer.render_notes(original, unheard),
