@@ -44,10 +44,11 @@ setup-test-system:
 # it, two sounds that are not DX7s are made and programmed: a sampled violin (General MIDI
 # soundfont, FluidSynth) and a clarinet (Faust physical model, DawDreamer). With a cartridge
 # library (CARTRIDGES or COMPANION_CARTRIDGES), its preset database is built once and used as
-# program's --library (its retrieval index is built on first use, about 2 min for 27k voices
+# program's --library (its retrieval index is built on first use, about 3.5 min for 27k voices
 # on 2 cores, with a progress bar). QUALITY=fast|good|best (default best: about 5 s a sound).
-# NOTE=N: the key the input was played at (default auto: from its pitch); VARIANTS=N: also a
-# bank of the N best distinct answers (NAME-variants.syx).
+# NOTE=N: the key you played it at, where the voice will play it (default auto: the note of
+# its pitch, the key a musician presses for it); VARIANTS=N: also a bank of the N best
+# distinct answers (NAME-variants.syx).
 INPUT ?=
 QUALITY ?= best
 NOTE ?= auto

@@ -9,7 +9,7 @@ library is the train split: no test voice is ever retrieved. Rows, all in this r
 
 - INIT VOICE; the network's answer alone;
 - exhaustive top 1: the train voice nearest to the target by L2 on the full-resolution log10
-  mel of its render (companion.matching.index.LogMel: 64 bands, STFT 1024 / hop 512, every
+  mel of its render (companion.matching.logmel.LogMel: 64 bands, STFT 1024 / hop 512, every
   frame), computed against every train voice, no index;
 - exhaustive top 16 + selection: its 16 nearest, the best chosen by rendering them
   (companion.matching.loss);
@@ -45,7 +45,8 @@ from companion.evaluation.metrics import log_stft_mae, mfcc_mae, spectral_conver
 from companion.evaluation.paper_table import provenance
 from companion.evaluation.tables import write_table
 from companion.io import save_npy, write_atomic
-from companion.matching.index import EMBEDDING, Index, database_hash
+from companion.matching.index import Index, database_hash
+from companion.matching.logmel import EMBEDDING
 from companion.matching.loss import Target
 from companion.matching.program import Programmer
 

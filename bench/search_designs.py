@@ -63,7 +63,7 @@ def main() -> None:
         audio = renderer.render(voice)
         if np.sqrt(np.mean(audio**2)) > 1e-3:
             near = index.query(audio, 16, split="train")
-            cases.append((vid, voice, audio, index.voices([j for j, _ in near])))
+            cases.append((vid, voice, audio, index.voices([h.id for h in near])))
         if len(cases) == args.voices:
             break
     rows = []

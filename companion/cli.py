@@ -236,14 +236,16 @@ def _presets_export(args) -> None:
 def _index_build(args) -> None:
     import time
 
-    from companion.matching.index import Index
+    from companion.matching.index import GRID_KEYS, Index
 
     t = time.perf_counter()
     index = Index.open(args.db, note=args.note, velocity=args.velocity,
                        progress=sys.stderr.isatty(),
                        processes=args.processes, rebuild=args.force)  # fmt: skip
     seconds = time.perf_counter() - t
-    print(f"{index.path}: {len(index)} voices at note {index.note}, velocity {index.velocity}, "
+    print(f"{index.path}: {len(index)} voices (starts at keys "
+          f"{GRID_KEYS[0]}-{GRID_KEYS[-1]}, pitch read at note "
+          f"{index.note}, velocity {index.velocity}), "
           f"{index.path.stat().st_size / 2**20:.1f} MB, {seconds:.1f} s")
 
 
@@ -302,6 +304,7 @@ def _program(args) -> None:
     one = lambda v: v[0] if isinstance(v, list) and len(v) == 1 else v  # noqa: E731
     results = program.program(args.inputs, args.out_dir, model=args.model, note=one(args.note),
                               velocity=one(args.velocity), hold=one(args.hold),
+                              onset=one(args.onset),
                               quality=args.quality, budget=args.budget, library=args.library,
                               jobs=args.jobs, candidates=args.candidates, tune=not args.no_tune,
                               wav=args.wav, png=args.png, seed=args.seed, progress=False,
@@ -458,11 +461,12 @@ def parser() -> argparse.ArgumentParser:
     ix = sub.add_parser("index", help="the retrieval index of a database").add_subparsers(
         dest="action", required=True
     )
-    x = ix.add_parser("build", help="render every voice once, store audio embeddings beside "
-                      "the database (else built on first use by program --library)")  # fmt: skip
+    x = ix.add_parser("build", help="render every voice's start at a grid of keys and "
+                      "velocities, store the embeddings beside the database (else built on "
+                      "first use by program --library)")  # fmt: skip
     x.add_argument("--db", required=True, help="preset database, or a folder of .syx files")
-    x.add_argument("--note", type=int, default=60)
-    x.add_argument("--velocity", type=int, default=85)
+    x.add_argument("--note", type=int, default=60, help="the key each voice's pitch is read at")
+    x.add_argument("--velocity", type=int, default=85, help="the velocity it is read at")
     x.add_argument("--processes", type=int, help="worker processes (default: one per core)")
     x.add_argument("--force", action="store_true", help="rebuild even when up to date")
     x.set_defaults(func=_index_build)
@@ -507,15 +511,20 @@ def parser() -> argparse.ArgumentParser:
                    "sound is nearest to the input join the candidates (its retrieval index is "
                    "built on first use); default $COMPANION_LIBRARY")  # fmt: skip
     g.add_argument("--note", type=_note, default="auto",
-                   help="MIDI note the input plays (default auto: from its pitch, 60 without "
-                   "one; the output line says what was found)")  # fmt: skip
-    g.add_argument("--velocity", type=_numbers(int), help="its velocity (default 85)")
+                   help="the key it was played at: the voice plays it there (default auto: "
+                   "the note of its pitch, the key a musician presses for it; 60 without a "
+                   "pitch; the output line says which)")  # fmt: skip
+    g.add_argument("--velocity", type=_numbers(int),
+                   help="its velocity (default: chosen with the engine)")
     g.add_argument("--hold", type=_numbers(float),
                    help="seconds the key was held (default: estimated from the envelope)")
+    g.add_argument("--onset", type=_numbers(float),
+                   help="the key-on, seconds from the file's start (default: where the sound "
+                   "starts; give it for a voice whose envelope waits before it sounds)")
     g.add_argument("--together", action="store_true",
                    help="the inputs are recordings of one sound (other keys or velocities): "
                    "one voice that matches them all, named after the first; --note, "
-                   "--velocity and --hold may then list one value per input "
+                   "--velocity, --hold and --onset may then list one value per input "
                    "(60,72,84)")  # fmt: skip
     g.add_argument("--variants", type=int, default=0, metavar="N",
                    help="also write NAME-variants.syx, a 32-voice bank of the N (<= 32) best "

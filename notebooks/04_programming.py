@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -41,26 +41,29 @@ n_recordings = 1
 out_dir = "../data/programming"
 
 # %%
+import dataclasses
 import json
 from pathlib import Path
 
-import librosa
 import matplotlib.pyplot as plt
 import numpy as np
 import soundfile as sf
 import torch
 
 from companion.data import presets
+from companion.data.audio import read_mono
 from companion.data.dataset import open_dataset
 from companion.data.labels import LABELS
-from companion.data.render import Renderer
+from companion.data.pitch import note_name
+from companion.data.render import Play, Renderer
 from companion.dx7.params import representation
 from companion.dx7.sysex import single_voice_message
 from companion.dx7.voice import Voice
 from companion.evaluation.metrics import audio_metrics
-from companion.evaluation.recordings import RATE, draw, level_matched, record
+from companion.evaluation.recordings import RATE, as_recorded, draw, level_matched, record
 from companion.io import write_atomic, write_audio
-from companion.matching.program import DISTINCT_DB, Programmer
+from companion.matching.program import Programmer
+from companion.matching.variants import DISTINCT_DB
 from companion.models.vae import load_model
 from companion.publishing.notebooks import Row, dataset_dir, parse_rows
 from companion.publishing.plots import spectrogram_png
@@ -246,17 +249,18 @@ else:
 # time, silence before the note, any level, 44.1 kHz stereo. `n_recordings` test voices are
 # recorded that way (companion.evaluation.recordings: key 36-84, velocity 50-120, held 0.4-2.5
 # s, up to 0.3 s of silence, peak -12 to -1 dBFS) and given to `program best` as files alone:
-# it reads the key, velocity and hold. Shown: the recording, the answer played as program read
-# it (at the recording's loudness), and the original and the answer at two keys the recording
-# never showed (MIDI 36 and 84, velocity 85, each at its own level). Then the first recording
-# with `--variants 4`: the distinct alternatives of NAME-variants.syx, each played as read.
+# it reads the key a musician would press for it (the note of its pitch), the velocity, the
+# key-on and the key-up, and makes a voice that plays the recording at that key. Shown: the
+# recording, the answer played as program printed it (recorded and read back the same way, at
+# the recording's loudness), and the original and the answer an octave down and up from there
+# (which the recording never showed; each at its own level). Then the first recording with
+# `--variants 4`: the distinct alternatives of NAME-variants.syx, each played as printed.
 
 # %%
 best, sr = programs["program best"], ds.audio.sample_rate
 rec_dir = out / "recordings"
 rec_dir.mkdir(exist_ok=True)
 rng = np.random.default_rng(17)
-unheard = ((36, 85), (84, 85))
 rec_rows, rec_table, shown_variants = [], [], None
 # the table's voices first, then the first 64 test voices
 pool = {**{int(ids[i]): voices[int(ids[i])] for i in picked}, **by_id}
@@ -271,35 +275,42 @@ for voice_id, original in pool.items():
     recording = record(renderer, original, rec)  # (T, 2) at 44.1 kHz
     path = write_audio(rec_dir / f"{vid}.wav", recording, RATE, subtype="PCM_24")
     r = best.run(path, variants=4 if k == 0 else 0)
-    p = r.takes[0].play
-    heard = librosa.resample(recording.mean(axis=1), orig_sr=RATE, target_sr=sr)
-    sounds = {"recording": heard,
-              "program best, as read": level_matched(renderer.play(r.voice, p), heard)}  # fmt: skip
-    for (note, _), a, b in zip(unheard, renderer.render_notes(original, unheard),
-                                 renderer.render_notes(r.voice, unheard)):  # fmt: skip
-        sounds[f"original, key {note}"], sounds[f"program, key {note}"] = a, b
+    t = r.takes[0]
+    heard, _ = read_mono(path, sr)  # the recording as program reads it
+    # the answer as program printed it: its key, velocity, key-on (in the file) and key-up
+    printed = dataclasses.replace(t.play, offset=round(t.key_on_s * sr), length=len(heard))
+    as_read = level_matched(as_recorded(renderer.play(r.voice, printed)), heard)
+    sounds = {"recording": heard, "program best, as printed": as_read}
+    n = round((rec.hold_s + 1.5) * sr)
+    for d, where in ((-12, "an octave down"), (12, "an octave up")):
+        sounds[f"original, {where}"] = renderer.play(original, Play(rec.note + d, rec.velocity,
+                                                                    rec.hold_s, 0, n))
+        sounds[f"program, {where}"] = renderer.play(r.voice, Play(t.play.note + d,
+                                                                  t.play.velocity,
+                                                                  t.play.hold_s, 0, n))
     for name, sound in sounds.items():
         stem = f"{vid}_{slug(name)}"
         write_audio(rec_dir / f"{stem}.wav", sound, sr)
         spectrogram_png(sound, rec_dir / f"{stem}.png", ds.audio)
-    score = {"as recorded": audio_metrics(truth, level_matched(
-        renderer.play(r.voice, rec.play(sr)), truth))["sc"]}  # fmt: skip
-    for note, _ in unheard:
-        score[f"key {note}"] = audio_metrics(sounds[f"original, key {note}"],
-                                             sounds[f"program, key {note}"])["sc"]  # fmt: skip
+    score = {"as printed": audio_metrics(heard, as_read)["sc"]}
+    for where in ("an octave down", "an octave up"):
+        a, b = sounds[f"original, {where}"], sounds[f"program, {where}"]
+        score[where] = audio_metrics(a, level_matched(b, a))["sc"]
     rec_table.append({"id": vid, "name": original.display_name,
                       "recorded": f"key {rec.note}, vel. {rec.velocity}, {rec.hold_s:.2f} s",
-                      "read": f"key {p.note}, vel. {p.velocity}, {p.hold_s:.2f} s",
+                      "plays at": f"key {t.play.note} ({note_name(t.play.note)}), vel. "
+                                  f"{t.play.velocity}, {t.play.hold_s:.2f} s",
                       **{f"SC {n}": v for n, v in score.items()}})  # fmt: skip
     rec_rows.append({"key": vid, "title": f"{vid} {original.display_name}",
                      "note": f"recorded at key {rec.note}, velocity {rec.velocity}, held "
-                             f"{rec.hold_s:.2f} s, peak {rec.peak_db:.0f} dBFS; program read key "
-                             f"{p.note}, velocity {p.velocity}, held {p.hold_s:.2f} s",
+                             f"{rec.hold_s:.2f} s, peak {rec.peak_db:.0f} dBFS; the voice plays "
+                             f"it at key {t.play.note} ({note_name(t.play.note)}), velocity "
+                             f"{t.play.velocity}, held {t.play.hold_s:.2f} s",
                      "cells": [{"label": n, "wav": str(rec_dir / f"{vid}_{slug(n)}.wav"),
                                 "png": str(rec_dir / f"{vid}_{slug(n)}.png")}
                                for n in sounds]})  # fmt: skip
     if r.variants:
-        shown_variants = (vid, original, heard, r)
+        shown_variants = (vid, original, heard, r, printed)
 if rec_rows:
     lines = ["| " + " | ".join(rec_table[0]) + " |", "|" + "---|" * len(rec_table[0])]
     lines += ["| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v)
@@ -311,17 +322,19 @@ if rec_rows:
         "intro": "Test voices recorded the way a user has them (a key from 36 to 84, velocity 50 "
                  "to 120, the key held 0.4 to 2.5 s, silence before the note, any level, 44.1 "
                  "kHz stereo) and given to program --quality best as files alone: it reads the "
-                 "key, velocity and hold. The recording, the answer played as program read it "
-                 "(at the recording's loudness), and the original and the answer at keys the "
-                 "recording never showed (36 and 84, velocity 85, each at its own level).",
+                 "key a musician presses for it (the note of its pitch), the velocity, key-on and "
+                 "key-up, and makes a voice that plays it at that key. The recording, the "
+                 "answer played as program printed it (recorded the same way, at the "
+                 "recording's loudness), and the original and the answer an octave down and up "
+                 "from there, which the recording never showed (each at its own level).",
         "columns": list(sounds), "rows": rec_rows}  # fmt: skip
 if shown_variants:
-    vid, original, heard, r = shown_variants
+    vid, original, heard, r, printed = shown_variants
     cells = [{"label": "recording", "wav": str(rec_dir / f"{vid}_recording.wav"),
               "png": str(rec_dir / f"{vid}_recording.png")}]  # fmt: skip
     for v, voice in enumerate(r.variants, 1):
         stem = f"{vid}_variant{v}"
-        sound = level_matched(renderer.play(voice, r.takes[0].play), heard)
+        sound = level_matched(as_recorded(renderer.play(voice, printed)), heard)
         write_audio(rec_dir / f"{stem}.wav", sound, sr)
         spectrogram_png(sound, rec_dir / f"{stem}.png", ds.audio)
         cells.append({"label": f"variant {v}", "wav": str(rec_dir / f"{stem}.wav"),
@@ -333,7 +346,8 @@ if shown_variants:
         "intro": f"program --variants {len(r.variants)} on the first recording above "
                  f"({vid} '{original.display_name}'): the distinct voices of NAME-variants.syx, "
                  f"best first (each at least {DISTINCT_DB:g} dB RMS from the others in "
-                 "log-mel), played as program read the recording, at its loudness.",
+                 "log-mel), each played as program printed the answer, at the recording's "
+                 "loudness.",
         "columns": [c["label"] for c in cells],
         "rows": [{"key": vid, "title": f"{vid} {original.display_name}", "cells": cells}]}
 

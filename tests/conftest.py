@@ -34,6 +34,23 @@ def make_fixture_voices(n: int = 40, seed: int = 0) -> list[Voice]:
 FIXTURE_VOICES = make_fixture_voices()
 
 
+def designed_voices(n: int = 32, seed: int = 3) -> list:
+    """Voices that sound like instruments rather than noise: INIT VOICE with a modulator, its
+    ratio, level, feedback, envelopes, velocity sensitivity and transpose drawn."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(n):
+        out.append(INIT_VOICE.replace(
+            name=f"DESIGN {k:02d}", algorithm=int(rng.choice([0, 4, 15])),
+            op2_output_level=int(rng.integers(40, 90)), op2_coarse=int(rng.integers(1, 6)),
+            op1_coarse=int(rng.choice([1, 1, 2])), feedback=int(rng.integers(0, 8)),
+            op1_eg_rate2=int(rng.integers(20, 90)), op1_eg_level3=int(rng.integers(0, 99)),
+            op1_eg_rate4=int(rng.integers(30, 90)), op2_eg_rate2=int(rng.integers(20, 90)),
+            op2_key_vel_sens=int(rng.integers(0, 8)),
+            transpose=int(rng.choice([12, 24, 24, 36]))))  # fmt: skip
+    return out
+
+
 @pytest.fixture(scope="session")
 def fixture_voices() -> list[Voice]:
     return FIXTURE_VOICES

@@ -54,7 +54,7 @@ def test_panel_upload(tmp_path, smoke_run):
         return panel.status.value
 
     status = upload(sounds["note"])
-    assert "my note.wav: note 60" in status and "loss" in status, status
+    assert "my note.wav: plays at key 60 (C4" in status and "loss" in status, status
     assert panel.voice.audio.value[:4] == b"RIFF" and panel.original.image.value[:4] == b"\x89PNG"
     syx = base64.b64decode(panel.links.value.split("base64,")[1].split('"')[0])
     assert len(parse_syx(syx).voices) == 1 and "my_note.syx" in panel.links.value
@@ -148,7 +148,7 @@ def test_app_in_chromium(app_server, tmp_path):
             return status()[0]
 
         text = upload(sounds["note"])
-        assert "note 60" in text and "loss" in text, text
+        assert "plays at key 60 (C4" in text and "loss" in text, text
         link = driver.find_element(By.CSS_SELECTOR, "a.download[download='my_note.syx']")
         syx = base64.b64decode(link.get_attribute("href").split("base64,", 1)[1])
         voices = parse_syx(syx).voices

@@ -88,8 +88,8 @@ def test_make_reproduce_smoke(cartridges, tmp_path):
     # recordings like a user's, programmed from the files alone, and --variants
     recordings = manifest["recordings"]["rows"]
     assert len(recordings) == 2 and all(len(r["cells"]) == 6 for r in recordings)
-    assert all("program read key" in r["note"] for r in recordings)
-    assert "SC as recorded" in text["04"] and "SC key 84" in text["04"]
+    assert all("the voice plays it at key" in r["note"] for r in recordings)
+    assert "SC as printed" in text["04"] and "SC an octave up" in text["04"]
     recorded = sf.info(prog / "recordings" / f"{recordings[0]['key']}.wav")
     assert (recorded.samplerate, recorded.channels) == (44100, 2)
     assert len(manifest["variants"]["rows"][0]["cells"]) >= 3  # the recording, >= 2 others

@@ -25,14 +25,14 @@ def test_a_changed_table_changes_the_readme(tmp_path):
     for name in ("table_program.csv", "table_recordings.csv", "table_main.csv"):
         (figures / name).write_bytes((ROOT / "figures" / name).read_bytes())
     t = pd.read_csv(figures / "table_recordings.csv")
-    t.loc[t["method"] == "recording", "SC"] = 0.123456
+    t.loc[t["method"] == "recording, as program read it", "SC"] = 0.123456
     t.to_csv(figures / "table_recordings.csv", index=False)
     doc = tmp_path / "README.md"
     doc.write_text(f"intro\n\n{readme.BEGIN}\nold\n{readme.END}\n\noutro\n")
     assert readme.update(doc, figures)
     new = doc.read_text()
     assert new.startswith("intro\n\n") and new.endswith("\n\noutro\n")
-    assert "| recording | 0.123 |" in new and "old" not in new
+    assert "| recording, as program read it | 0.123 |" in new and "old" not in new
     assert not readme.update(doc, figures)  # nothing left to change
     doc.write_text("no markers\n")
     with pytest.raises(ValueError, match="no results markers"):

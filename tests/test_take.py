@@ -57,15 +57,18 @@ def test_key_from_the_pitch(tmp_path, note):
     take = read_take(write(tmp_path, ORGAN, rec))
     assert take.play.note == note
     assert 1200 * abs(np.log2(take.pitch_hz / (440 * 2 ** ((note - 69) / 12)))) < 10
-    assert "note" in take.estimated and f"note {note}" in take.describe()
+    assert "note" in take.estimated and f"plays at key {note} (" in take.describe()
 
 
 def test_given_values_are_kept(tmp_path):
     rec = Recording(note=50, velocity=85, hold_s=1.0, onset_s=0.1, peak_db=-6.0)
-    take = read_take(write(tmp_path, ORGAN, rec), note=62, velocity=30, hold_s=0.7)
+    take = read_take(write(tmp_path, ORGAN, rec), note=62, velocity=30, hold_s=0.7,
+                     onset_s=0.12)  # fmt: skip
     assert (take.play.note, take.play.velocity, take.play.hold_s) == (62, 30, 0.7)
+    assert take.key_on_s == pytest.approx(0.12, abs=1 / SR)
     assert take.estimated == ()
     assert "estimated" not in take.describe()
+    assert "plays at key 62 (D4, as given; sounds 147 Hz)" in take.describe()
 
 
 def test_level_is_measured_not_matched(tmp_path):
@@ -123,3 +126,28 @@ def test_too_short_or_silent(tmp_path):
     sf.write(tmp_path / "silent.wav", np.zeros(SR, np.float32), SR)
     with pytest.raises(AudioError, match="silent.wav: audio is silent"):
         read_take(tmp_path / "silent.wav")
+
+
+# voices whose note sounds at their key, an octave below it (transpose C2), an octave and two
+# above it (ratio 2, transpose C4), and a fifth above an octave (ratio 3)
+SOUNDING = [(ORGAN, 0), (ORGAN.replace(transpose=12), -12),
+            (ORGAN.replace(op1_coarse=2, transpose=36), 24), (ORGAN.replace(op1_coarse=3), 19)]
+
+
+@pytest.mark.parametrize("voice,offset", SOUNDING)
+def test_the_key_read_is_the_note_heard(tmp_path, voice, offset):
+    """Whatever key a voice was played at, the key read is the note that sounds (the one a
+    musician presses to play it), from MIDI 30 to 100."""
+    for note in range(30, 101 - max(offset, 0), 9):
+        if note + offset < 24:
+            continue
+        rec = Recording(note=note, velocity=90, hold_s=0.8, onset_s=0.1, peak_db=-6.0)
+        take = read_take(write(tmp_path, voice, rec))
+        assert take.play.note == note + offset, (note, offset, take.pitch_hz)
+
+
+def test_an_onset_beyond_the_sound_is_refused(tmp_path):
+    rec = Recording(note=60, velocity=90, hold_s=0.5, onset_s=0.1, peak_db=-6.0)
+    path = write(tmp_path, ORGAN, rec)
+    with pytest.raises(AudioError, match="no sound after the onset given"):
+        read_take(path, onset_s=30.0)

@@ -61,10 +61,24 @@ def record(renderer: Renderer, voice: Voice, rec: Recording) -> np.ndarray:
     return np.stack([audio, audio], axis=1)
 
 
+def as_recorded(audio: np.ndarray, sample_rate: int = 22050) -> np.ndarray:
+    """A render as it comes back from being recorded like ``record`` and read again
+    (companion.data.audio.read_mono): to RATE and back (librosa, soxr), whose filters remove
+    what lies near the render's Nyquist frequency. An answer is compared with a recording
+    this way (like with like): otherwise 13.5 % of test voices differ from their own
+    recording by SC > 0.05."""
+    up = librosa.resample(np.asarray(audio, np.float32), orig_sr=sample_rate, target_sr=RATE)
+    down = librosa.resample(up, orig_sr=RATE, target_sr=sample_rate)
+    out = np.zeros(len(audio), np.float32)
+    out[: min(len(audio), len(down))] = down[: len(audio)]
+    return out
+
+
 def level_matched(answer: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """``answer`` scaled to ``reference``'s RMS (a silent answer stays silent)."""
     a, r = (float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) for x in (answer, reference))
     return answer if a < 1e-9 else answer * np.float32(r / a)
 
 
-__all__ = ["RANGES", "RATE", "TAIL_S", "Recording", "draw", "level_matched", "record"]
+__all__ = ["RANGES", "RATE", "TAIL_S", "Recording", "as_recorded", "draw", "level_matched",
+           "record"]

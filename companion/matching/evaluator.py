@@ -14,16 +14,23 @@ levels are not trusted: velocity sensitivity shows in their timbres only).
 
 A batch splits into fixed chunks of CHUNK voices whatever the number of workers, and every loss
 is computed row by row, so the losses of a batch are the same for any number of processes.
+
+``distances`` is retrieval's second stage (companion.matching.retrieval): voices, each at its
+own velocity, played like the target and compared by log-mel (companion.matching.logmel), a
+cheaper and smoother distance than the loss, over the same pool.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
 from companion.config import AudioConfig
 from companion.data.render import Play, Renderer, _context, default_processes, quiet_worker
 from companion.dx7.voice import N_PARAMS, Voice
-from companion.matching.loss import Target
+from companion.matching.logmel import LogMel
+from companion.matching.loss import BAND, Target
 
 CHUNK = 4  # voices per job: fixed, so that batches split the same way for any worker count
 CAPACITY_S = 16.0  # s of target audio the shared memory first holds (grown when needed)
@@ -64,16 +71,50 @@ def losses(renderer: Renderer, targets: list[Target], plays: list[Play],
     return out
 
 
+def logmel_of(audio: np.ndarray, play: Play, level_free: bool) -> tuple[LogMel, np.ndarray]:
+    """The log-mel retrieval compares for a sound played as ``play``: from its key-on to its
+    end (level-free unless the level is the voice's own), below the loss's BAND. Returns the
+    LogMel and (D,)."""
+    mel = LogMel(n_samples=play.length - play.offset, sample_rate=play.sample_rate,
+                 normalise=level_free, band=BAND)  # fmt: skip
+    return mel, mel(audio[play.offset :])
+
+
+def log_mel_distances(renderer: Renderer, targets: list[tuple[LogMel, np.ndarray]],
+                      plays: list[Play], values: np.ndarray,
+                      velocities: np.ndarray) -> np.ndarray:  # fmt: skip
+    """(B, 145) voices, each played at its own velocity (B,) (or, with None, each play's) ->
+    (B,) float32: RMS difference of their log-mels and the targets' (``logmel_of``),
+    averaged over the targets."""
+    out = np.empty(len(values), np.float32)
+    for k, v in enumerate(values):
+        renderer.engine.load_sysex(Voice(bytes(v.astype(np.uint8))).engine_bytes())
+        d = []
+        for (mel, target), p in zip(targets, plays):
+            if velocities is not None:
+                p = dataclasses.replace(p, velocity=int(velocities[k]))
+            audio = renderer.play_loaded(p)
+            d.append(np.sqrt(np.mean(np.square(mel(audio[p.offset :]) - target))))
+        out[k] = np.mean(d)
+    return out
+
+
 def _worker_job(job) -> np.ndarray:
-    token, plays, match_level, values = job
+    token, plays, match_level, values, kind, velocities = job
     if _worker["token"] != token:  # a new target: read it once, compute its features once
         flat = np.frombuffer(_worker["shared"], dtype=np.float32)
         ends = np.cumsum([p.length for p in plays])
-        audios = [flat[e - p.length : e].copy() for p, e in zip(plays, ends)]
-        _worker["targets"] = make_targets(audios, plays,
+        _worker["audios"] = [flat[e - p.length : e].copy() for p, e in zip(plays, ends)]
+        _worker["targets"] = make_targets(_worker["audios"], plays,
                                           {**_worker["options"], "match_level": match_level})
+        _worker["logmels"] = None
         _worker["token"] = token
-    return losses(_worker["renderer"], _worker["targets"], plays, values)
+    if kind == "loss":
+        return losses(_worker["renderer"], _worker["targets"], plays, values)
+    if _worker["logmels"] is None:
+        _worker["logmels"] = [logmel_of(a, p, match_level)
+                              for a, p in zip(_worker["audios"], plays)]  # fmt: skip
+    return log_mel_distances(_worker["renderer"], _worker["logmels"], plays, values, velocities)
 
 
 class Evaluator:
@@ -107,6 +148,7 @@ class Evaluator:
         self.targets: list[Target] = []
         self.plays: list[Play] = []
         self._audios: list[np.ndarray] = []
+        self._logmels: list | None = None
         self.match_level = True
         self._token = 0
         self.cache: dict[bytes, float] = {}
@@ -154,6 +196,7 @@ class Evaluator:
         self.targets = make_targets(audios, plays, {**self.loss_options,
                                                     "match_level": self.match_level})
         self.plays = plays
+        self._logmels = None
         self._token += 1
         if self.pool is not None:  # no job is running: the workers read it at their next one
             total = sum(len(a) for a in audios)
@@ -183,11 +226,35 @@ class Evaluator:
             if self.pool is None:
                 parts = [losses(self.renderer, self.targets, self.plays, c) for c in chunks]
             else:
-                jobs = [(self._token, self.plays, self.match_level, c) for c in chunks]
+                jobs = [(self._token, self.plays, self.match_level, c, "loss", None)
+                        for c in chunks]  # fmt: skip
                 parts = self.pool.map(_worker_job, jobs, chunksize=1)
             for k, loss in zip(new, np.concatenate(parts)):
                 self.cache[keys[k]] = float(loss)
         return np.array([self.cache[key] for key in keys], dtype=np.float32)
+
+    def distances(self, values: np.ndarray, velocities=None) -> np.ndarray:
+        """(B, 145) integer voices, each played like the target (at its own velocity (B,)
+        if given) -> (B,) float32 log-mel distances (``log_mel_distances``; level-free where
+        the target's level is not the voice's own), in order. Not cached, not counted in
+        ``evals``: a retrieval's ranking, not a search's evaluations."""
+        if not self.targets:
+            raise ValueError("no target: call set_target first")
+        values = np.asarray(values, dtype=np.int64).reshape(-1, N_PARAMS)
+        if velocities is not None:
+            velocities = np.asarray(velocities, dtype=np.int64).reshape(len(values))
+        if not len(values):
+            return np.zeros(0, np.float32)
+        if self.pool is None:
+            if self._logmels is None:
+                self._logmels = [logmel_of(a, p, self.match_level)
+                                 for a, p in zip(self._audios, self.plays)]  # fmt: skip
+            return log_mel_distances(self.renderer, self._logmels, self.plays, values,
+                                     velocities)  # fmt: skip
+        jobs = [(self._token, self.plays, self.match_level, values[i : i + CHUNK], "logmel",
+                 None if velocities is None else velocities[i : i + CHUNK])
+                for i in range(0, len(values), CHUNK)]  # fmt: skip
+        return np.concatenate(self.pool.map(_worker_job, jobs, chunksize=1))
 
     def close(self) -> None:
         if self.pool is not None:

@@ -1,30 +1,39 @@
-"""The retrieval index of a preset database: every voice's render, as a full-resolution log-mel.
+"""The retrieval index of a preset database: how every voice begins, at several keys and velocities.
 
-Every unique voice of a database is played once with the Dexed engine at one (note, velocity)
-(default 60 / 85, 4 s as the project renders) over a worker pool on every core. Each render
-becomes the log-mel spectrogram the project's retrieval is defined on (``LogMel``: 64 bands,
-STFT 1024 / hop 512, every frame of the 4 s, log10 of the mel power): 11,072 numbers. The
-nearest library voice is the one at the smallest L2 distance between these: the exhaustive
-lookup the matcher is measured against (bench/program_quality.py).
+A recording can be of any key and velocity, and held for any time. What it shows of a voice
+for certain is the start of its note, before the key goes up: the index keeps that. Every
+unique voice of a database is played with the Dexed engine at every key of GRID_KEYS (36 to
+84, every 6 semitones) and velocity of GRID_VELOCITIES (50, 85, 120), key held, for the first
+PREFIX_FRAMES frames of its log-mel (``companion.matching.logmel.LogMel``: 64 bands, STFT 1024
+/ hop 512, 16 frames: the first 0.37 s, made level-free by dividing by the loudest frame), and
+once at (note, velocity) (default 60 / 85) for 1.05 s, where its pitch is read (YIN,
+companion.data.pitch.estimate_pitch): its offset, the semitones between its key and the
+note it sounds.
 
-Held whole for ~27k voices that would be 600 MB (float16), so the index keeps a PCA projection
-of it: the mean, the first ``COMPONENTS`` principal directions (fitted on up to FIT_VOICES
-voices, by subspace iteration on their covariance) and every voice's coordinates, float16,
-beside the database (``presets.sqlite`` -> ``presets.index.npz``) with the database's content
-hash, the note, the velocity and the embedding's name and version. A query is one projection
-and a nearest-neighbour ranking in two stages (below); with fewer voices than components nothing
-is lost (the
-projection spans the library, and distances are exact). Opening an index whose database, note,
-velocity or embedding changed rebuilds it (one line on stderr says so).
+A recording is compared with a voice where the voice sounds the recording's pitch: at key
+``p - offset`` (and an octave either side: two pitch estimates can disagree by an octave), its
+start warped in frequency from there to the nearest grid key (at most 3 semitones) and
+compared with the voice's grid renders there, at the velocity that matches best (``near``).
+Voices without a pitch (YIN finds none in 6 % of the library) are compared at every key
+within two octaves of the recording's note; a recording without a pitch at every grid key.
+Chosen by measurement on 199 library voices recorded at random keys, velocities, holds and
+levels (the truth's rank among the 21,570 train voices): comparing whole 4 s C4 renders with
+the recording warped to C4 and its held part continued to 3 s (the previous index) found the
+voice in the top 64 for 28 % (a key-up read late mixes the release into the held part, and a
+warp far from the key is poor); the first 0.37 s at C4 (inside the shortest hold) for 47 %,
+at keys every 6 semitones for 84 %, and at three velocities too for 89 % (exhaustive distances,
+no projection); with the projection, the nearest point between two grid velocities (a start
+moves nearly along a line between them) and the two nearest grid keys, 96.5 % (top 16: 93.5 %,
+top 1: 73 %). bench/recordings.py measures the whole retrieval against renders of every voice
+exactly like the recording.
 
-Chosen by measurement (bench/index_retrieval.py, figures/table_index.md: 600 test-split voices
-as queries against the exhaustive search over the 21,570 train-split voices): the index's top 1
-is the exhaustive top 1 for 95.5 % of queries at 1,536 components (93.8 % at 1,024, 92.3 % at
-512; a randomised SVD of the same size lost 5 points, int8 coordinates 2-3), the exhaustive top
-1 is always in its top 16, and where they differ the index's choice is on average 0.003 dB
-(RMS log-mel) farther: near-ties. A query ranks every voice on the 256 leading components, then
-a shortlist of 512 on all of them (the whole matrix was memory-bound at 24 ms). For the whole
-library (26,880 voices) the file is 111 MB, a build about 100 s on 2 cores, a query 23 ms.
+Rows are sorted by offset (voices without a pitch last), so that the voices compared at one key
+are a few contiguous slices. The index keeps a PCA projection of the 1,024 numbers of a start
+(COMPONENTS directions, fitted on FIT_VOICES starts drawn from every grid cell: an exact
+eigendecomposition of their covariance), every start's coordinates as float16 beside the
+database (``presets.sqlite`` -> ``presets.index.npz``) with the database's content hash, the
+note, the velocity and the embedding's name and version. Opening an index whose database,
+note, velocity or embedding changed rebuilds it (one line on stderr says so).
 """
 
 from __future__ import annotations
@@ -40,200 +49,67 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import librosa
 import numpy as np
-import torch
 
 from companion.config import AudioConfig
 from companion.data import presets
+from companion.data.pitch import estimate_pitch, note_hz
 from companion.data.render import Play, Renderer, default_processes, pool_map
 from companion.dx7.voice import Voice
 from companion.io import atomic_path, clean_stale
+from companion.matching.logmel import LogMel, warped
 
-INDEX_VERSION = 2  # bump when the file layout or the embedding's computation changes
+INDEX_VERSION = 3  # bump when the file layout or the embedding's computation changes
 SUFFIX = ".index.npz"
-COMPONENTS = 1536  # PCA components kept (fewer voices: as many as voices)
-FIT_VOICES = 8000  # voices the PCA is fitted on (a random draw, seeded)
-LEAD = 256  # components of a query's first stage
-SHORTLIST = 512  # voices its first stage keeps for the full distance
-# core-seconds of one voice's render and embedding (measured: 26,880 voices in ~100 s on 2
-# cores, 25 s of it the PCA): the build time announced
-BUILD_S_PER_VOICE = 0.0056
+GRID_KEYS = tuple(range(36, 85, 6))  # keys every voice's start is played at
+GRID_VELOCITIES = (50, 85, 120)  # ... at each of these velocities
+PREFIX_FRAMES = 16  # frames of a start (hop 512 at 22 050 Hz: 0.37 s, window edges included)
+START = LogMel(n_samples=PREFIX_FRAMES * 512, normalise=True)  # how a start is embedded
+COMPONENTS = 96  # PCA components kept (fewer starts: as many as they span)
+FIT_VOICES = 16000  # starts the PCA is fitted on (a random draw, seeded)
+PITCH_S = (0.05, 1.05)  # s of a voice's render at (note, velocity) its pitch is read from
+NO_PITCH = 10_000  # the offset group of voices with no pitch (sorted last)
+MAX_OFFSET = 60  # semitones: a farther pitch estimate (a misreading) counts as no pitch
+UNPITCHED_RANGE = 24  # a voice with no pitch is compared at every key this near the pitch's
+# core-seconds of one voice's renders and embeddings (measured: the build time announced)
+BUILD_S_PER_VOICE = 0.0155  # 26,880 voices in 210 s on 2 cores
 
 
-@dataclass(frozen=True)
-class LogMel:
-    """The full-resolution log-mel spectrogram retrieval compares.
-
-    |STFT|^2 (Hann, centred, zero-padded) -> mel filterbank (librosa, Slaney) -> log10,
-    floored at ``floor`` -> flattened frame-major: every frame of the render is kept.
-
-    Attributes:
-        n_mels: mel bands (0 Hz to half the sample rate).
-        n_fft, hop: STFT window and hop, samples at ``sample_rate``.
-        floor: mel power below this counts as this (1e-8: 80 dB below a unit sine).
-        n_samples: the length every input is cut or zero-padded to (4 s, as renders are).
-    """
-
-    n_mels: int = 64
-    n_fft: int = 1024
-    hop: int = 512
-    floor: float = 1e-8
-    sample_rate: int = 22050
-    n_samples: int = 88200
-
-    @property
-    def name(self) -> str:
-        return f"logmel{self.n_mels}-stft{self.n_fft}-hop{self.hop}"
-
-    @property
-    def frames(self) -> int:
-        return 1 + self.n_samples // self.hop
-
-    @property
-    def dim(self) -> int:
-        return self.n_mels * self.frames
-
-    def __call__(self, audio: np.ndarray) -> np.ndarray:
-        """(T,) or (B, T) float32 audio at ``sample_rate`` -> (dim,) or (B, dim) float32;
-        audio of another length is cut or zero-padded to ``n_samples`` first."""
-        audio = np.asarray(audio, np.float32)
-        if audio.shape[-1] != self.n_samples:
-            fixed = np.zeros((*audio.shape[:-1], self.n_samples), np.float32)
-            m = min(self.n_samples, audio.shape[-1])
-            fixed[..., :m] = audio[..., :m]
-            audio = fixed
-        # torch's CPU STFT is 5x faster than librosa's here; its complex abs is not
-        # vectorised, numpy's is (see companion/data/audio.py).
-        spec = torch.stft(torch.from_numpy(np.ascontiguousarray(audio)), self.n_fft, self.hop,
-                          window=_hann(self.n_fft), center=True, pad_mode="constant",
-                          return_complex=True).numpy()  # fmt: skip
-        power = np.square(np.abs(spec))
-        mel = _filters(self.sample_rate, self.n_fft, self.n_mels) @ power  # (..., mels, frames)
-        out = np.log10(np.maximum(mel, self.floor)).astype(np.float32)
-        return np.swapaxes(out, -1, -2).reshape(*audio.shape[:-1], self.dim)
+def start_power(audio: np.ndarray) -> np.ndarray:
+    """(..., T) audio from its key-on -> (..., bins, PREFIX_FRAMES) power spectrogram of its
+    start."""
+    return START.power(audio)[..., :PREFIX_FRAMES]
 
 
-_CACHE: dict = {}
-
-
-def _hann(n: int) -> torch.Tensor:
-    return _CACHE.setdefault(("hann", n), torch.hann_window(n))
-
-
-def _filters(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
-    key = ("mel", sr, n_fft, n_mels)
-    if key not in _CACHE:
-        _CACHE[key] = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels).astype(np.float32)
-    return _CACHE[key]
-
-
-EMBEDDING = LogMel()  # the definition of retrieval's distance (see the module docstring)
-HELD_S = 3.0  # how long the library's renders hold the key, s
-SLOPE_S = 0.25  # s of a take's held part its continuation's slope is read from
-
-
-def as_render(audio: np.ndarray, play: Play, key: int = 60, reference: int = 60,
-              embedding: LogMel = EMBEDDING) -> np.ndarray:  # fmt: skip
-    """A recording's log-mel as the library's render of its voice would look: key-on at
-    sample 0, key held HELD_S, played at the library's ``reference`` key instead of ``key``.
-
-    A DX7 voice played ``s`` semitones higher is, to a first approximation, the same sound
-    with every frequency scaled by 2^(s / 12) (its operators' ratios follow the key), so the
-    recording's power spectrum is warped in frequency by 2^((reference - key) / 12) (linear
-    interpolation; power divided by the factor, so that a partial keeps its power in the mel
-    bands; above the recording's top frequency its last bin goes on). Its held part is
-    continued to HELD_S (each band's log-mel goes on along its slope over the last SLOPE_S,
-    never rising) and its release (after key-up) follows from there, shifted by what the
-    continuation added; a hold longer than HELD_S is cut to it.
-
-    Args:
-        audio: (T,) float32 at embedding.sample_rate, T = play.length.
-        play: how the recording was played (its key-on offset and hold are read).
-        key: the key it is taken to be played at (the octave is a choice: program.py).
-
-    Returns:
-        (embedding.dim,) float32, comparable with the library's embeddings.
-    """
-    e = embedding
-    x = np.asarray(audio, np.float32)[play.offset :]
-    spec = torch.stft(torch.from_numpy(np.ascontiguousarray(x)), e.n_fft, e.hop,
-                      window=_hann(e.n_fft), center=True, pad_mode="constant",
-                      return_complex=True).numpy()  # fmt: skip
-    power = np.square(np.abs(spec))  # (bins, frames)
-    factor = 2.0 ** ((reference - key) / 12)
-    if factor != 1.0:
-        bins = np.arange(power.shape[0], dtype=np.float64)
-        src = bins / factor  # output bin b reads the input at b / factor
-        lo = np.clip(np.floor(src).astype(int), 0, power.shape[0] - 1)
-        hi = np.clip(lo + 1, 0, power.shape[0] - 1)
-        w = (src - lo)[:, None]
-        # beyond the recording's top the last bin goes on: the engine's own noise floor there
-        power = ((1 - w) * power[lo] + w * power[hi]) / factor
-    mel = _filters(e.sample_rate, e.n_fft, e.n_mels) @ power
-    logmel = np.log10(np.maximum(mel, e.floor)).T  # (frames, mels)
-    frame_s = e.hop / e.sample_rate
-    up = min(len(logmel), int(round(play.hold_s / frame_s)))  # the key-up frame
-    held_frames = int(round(HELD_S / frame_s))
-    held, release = logmel[:up], logmel[up:]
-    if up < held_frames and up > 0:
-        n = max(2, int(round(SLOPE_S / frame_s)))
-        last = held[-n:]
-        t = np.arange(len(last), dtype=np.float32)
-        slope = (np.polyfit(t, last, 1)[0] if len(last) > 1 else np.zeros(e.n_mels))
-        slope = np.minimum(slope, 0.0).astype(np.float32)
-        more = held[-1] + slope * np.arange(1, held_frames - up + 1, dtype=np.float32)[:, None]
-        more = np.maximum(more, np.log10(e.floor))
-        release = release - held[-1] + more[-1]
-        held = np.concatenate([held, more])
-    elif up > held_frames:
-        held = held[:held_frames]
-    out = np.concatenate([held, release])[: e.frames]
-    if len(out) < e.frames:
-        out = np.concatenate([out, np.full((e.frames - len(out), e.n_mels), np.log10(e.floor))])
-    return np.maximum(out, np.log10(e.floor)).astype(np.float32).reshape(e.dim)
+def embed_start(power: np.ndarray, factor: float = 1.0) -> np.ndarray:
+    """(bins, PREFIX_FRAMES) power (``start_power``) -> (PREFIX_FRAMES * 64,) float32
+    level-free log-mel, its frequencies first multiplied by ``factor`` (``warped``)."""
+    return START.from_power(warped(power, factor))
 
 
 def fit_pca(features: np.ndarray, k: int = COMPONENTS, fit: int = FIT_VOICES,
             seed: int = 0) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """The mean and the first principal directions of a set of embeddings.
-
-    With fewer voices than ``k`` + 1, every direction they span (an exact SVD): distances in
-    the projection are the full distances. Otherwise a subspace iteration (3 rounds, 256 extra
-    directions) on the covariance of ``fit`` voices drawn at random: measured as good as an
-    exact eigendecomposition on this data (top-1 agreement 96.3 vs 96.2 %) in 20 s instead of
-    150 s; torch.svd_lowrank of the same size lost 5 points.
+    """The mean and the first principal directions of a set of embeddings: the exact
+    eigendecomposition of the covariance of up to ``fit`` of them drawn at random (a start
+    has 1,024 numbers; the covariance is small).
 
     Args:
         features: (N, D) float16 or float32.
 
     Returns:
-        mean (D,) float32 and components (K, D) float32 (orthonormal rows), K <= k.
+        mean (D,) float32 and components (K, D) float32 (orthonormal rows, largest variance
+        first), K <= k and at most the rank of the features drawn.
     """
     n = len(features)
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(n, fit, replace=False)) if n > fit else np.arange(n)
-    mean = _chunked_mean(features)
-    x = torch.from_numpy(features[rows].astype(np.float32) - mean)
-    if n <= k + 1:
-        _, sv, vh = torch.linalg.svd(x, full_matrices=False)
-        keep = sv > sv.max() * 1e-6 if len(sv) else sv > 0
-        return mean, vh[keep].numpy()
-    cov = x.T @ x
-    gen = torch.Generator().manual_seed(seed)
-    basis = torch.randn(cov.shape[0], min(k + 256, cov.shape[0]), generator=gen)
-    for _ in range(3):
-        basis, _ = torch.linalg.qr(cov @ basis)
-    _, u = torch.linalg.eigh(basis.T @ cov @ basis)
-    comps = (basis @ u).T.flip(0)[:k]  # largest eigenvalues first
-    return mean, comps.contiguous().numpy()
-
-
-def _chunked_mean(features: np.ndarray, chunk: int = 4096) -> np.ndarray:
-    total = np.zeros(features.shape[1], np.float64)
-    for i in range(0, len(features), chunk):
-        total += features[i : i + chunk].astype(np.float64).sum(0)
-    return (total / len(features)).astype(np.float32)
+    x = features[rows].astype(np.float64)
+    mean = x.mean(0)
+    x -= mean
+    vals, vecs = np.linalg.eigh(x.T @ x)
+    order = np.argsort(vals)[::-1]
+    keep = order[vals[order] > max(vals.max(), 0.0) * 1e-9][:k]
+    return mean.astype(np.float32), np.ascontiguousarray(vecs[:, keep].T).astype(np.float32)
 
 
 def database_hash(db: str | os.PathLike) -> str:
@@ -300,51 +176,87 @@ def library_database(folder: str | os.PathLike, progress: bool = False) -> Path:
 
 
 class _Worker:
-    """Picklable ``setup`` for ``pool_map``: one engine and the embedding in each worker."""
+    """Picklable ``setup`` for ``pool_map``: one engine in each worker, and the play its
+    pitch is read at."""
 
-    def __init__(self, cfg: AudioConfig, embedding: LogMel, note: int, velocity: int):
-        self.cfg, self.embedding, self.note, self.velocity = cfg, embedding, note, velocity
+    def __init__(self, cfg: AudioConfig, note: int, velocity: int):
+        self.cfg, self.note, self.velocity = cfg, note, velocity
 
     def __call__(self) -> tuple:
-        return Renderer(self.cfg), self.embedding, self.note, self.velocity
+        return Renderer(self.cfg), self.note, self.velocity
 
 
-def _embed_chunk(ctx: tuple, voices: list[Voice]) -> np.ndarray:
-    renderer, embedding, note, velocity = ctx
-    out = np.empty((len(voices), embedding.dim), np.float16)  # half the memory, 3 digits
+def _embed_chunk(ctx: tuple, voices: list[Voice]) -> tuple[np.ndarray, np.ndarray]:
+    renderer, note, velocity = ctx
+    sr = renderer.cfg.sample_rate
+    out = np.empty((len(voices), len(GRID_KEYS), len(GRID_VELOCITIES), START.n_mels
+                    * PREFIX_FRAMES), np.float16)  # fmt: skip
+    pitch = np.empty(len(voices), np.float32)
+    start = Play(note, velocity, 3.0, 0, START.n_samples, sr)
+    cells = [(a, b, key, vel) for a, key in enumerate(GRID_KEYS)
+             for b, vel in enumerate(GRID_VELOCITIES)]  # fmt: skip
     for i, v in enumerate(voices):
-        out[i] = embedding(renderer.render(v, note, velocity))
-    return out
+        renderer.engine.load_sysex(v.engine_bytes())
+        held = renderer.play_loaded(Play(note, velocity, 3.0, 0, round(PITCH_S[1] * sr), sr))
+        pitch[i] = estimate_pitch(held, sr, start=round(PITCH_S[0] * sr), end=len(held))
+        audio = np.stack([renderer.play_loaded(dataclasses.replace(start, note=key, velocity=vel))
+                          for _, _, key, vel in cells])  # fmt: skip
+        power = start_power(audio)  # one STFT for every cell: a call's overhead is its cost
+        for (a, b, _, _), p in zip(cells, power):
+            out[i, a, b] = embed_start(p)
+    return out, pitch
 
 
 def embed_voices(voices: list[Voice], note: int = 60, velocity: int = 85,
-                 embedding: LogMel = EMBEDDING, processes: int | None = None,
-                 progress: bool = False, chunk: int = 32) -> np.ndarray:  # fmt: skip
-    """Render every voice once and embed it, over a worker pool.
+                 processes: int | None = None, progress: bool = False,
+                 chunk: int = 32) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Every voice's starts and pitch, over a worker pool.
 
     Returns:
-        (len(voices), embedding.dim) float16.
+        (len(voices), len(GRID_KEYS), len(GRID_VELOCITIES), 1024) float16 starts and
+        (len(voices),) float32 pitches at (note, velocity), Hz (NaN: no stable pitch).
     """
     jobs = [voices[i : i + chunk] for i in range(0, len(voices), chunk)]
-    worker = _Worker(AudioConfig(), embedding, note, velocity)
-    parts = list(pool_map(_embed_chunk, jobs, worker, processes, total=len(voices),
-                          desc="index", progress=progress))  # fmt: skip
-    return np.concatenate(parts) if parts else np.zeros((0, embedding.dim), np.float16)
+    parts = list(pool_map(_embed_chunk, jobs, _Worker(AudioConfig(), note, velocity),
+                          processes, total=len(voices), desc="index",
+                          progress=progress))  # fmt: skip
+    if not parts:
+        shape = (0, len(GRID_KEYS), len(GRID_VELOCITIES), START.n_mels * PREFIX_FRAMES)
+        return np.zeros(shape, np.float16), np.zeros(0, np.float32)
+    return np.concatenate([f for f, _ in parts]), np.concatenate([p for _, p in parts])
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A library voice retrieved for a recording.
+
+    Attributes:
+        id: its database id. distance: RMS difference of the level-free log10 mel values of
+            the starts (within the projection). key: the key at which it plays the recording's
+            pitch. velocity: the grid velocity whose start matched best.
+    """
+
+    id: int
+    distance: float
+    key: int
+    velocity: int
 
 
 class Index:
-    """Every voice of a database as PCA coordinates of its render's log-mel, for
-    nearest-neighbour queries by audio.
+    """Every voice of a database as the PCA coordinates of its starts at the grid's keys and
+    velocities, and its pitch, for nearest-neighbour queries by a recording.
 
     Attributes:
-        db: the database. path: the index file. note, velocity: how every voice was played.
+        db: the database. path: the index file. note, velocity: where the pitch was read.
         ids: (N,) int64 database ids. splits: (N,) str. meta: what the file records.
         mean: (D,) float32 and components: (K, D) float32, the projection.
-        coords: (N, K) float32, every voice's coordinates (float16 on disk).
+        coords: (N, len(GRID_KEYS), len(GRID_VELOCITIES), K) float32 (float16 on disk).
+        pitch: (N,) float32, every voice's pitch at (note, velocity), Hz (NaN: none).
+        offsets: (N,) float32, semitones from ``note`` to that pitch (NaN: none).
     """
 
-    def __init__(self, db: Path, path: Path, data: dict, embedding: LogMel = EMBEDDING):
-        self.db, self.path, self.embedding = Path(db), Path(path), embedding
+    def __init__(self, db: Path, path: Path, data: dict):
+        self.db, self.path = Path(db), Path(path)
         self.meta = json.loads(str(data["meta"]))
         self.note, self.velocity = self.meta["note"], self.meta["velocity"]
         self.ids = data["ids"].astype(np.int64)
@@ -354,18 +266,27 @@ class Index:
         # use BLAS and are ~50x slower.
         self.components = data["components"].astype(np.float32)
         self.coords = data["coords"].astype(np.float32)
-        self.sq_norms = np.einsum("ij,ij->i", self.coords, self.coords)
-        # the first stage of a query: the leading components only, held apart so that one
-        # pass reads 6x fewer bytes (the whole matrix took 24 ms a query, memory-bound)
-        self.lead = np.ascontiguousarray(self.coords[:, :LEAD])
-        self.lead_sq = np.einsum("ij,ij->i", self.lead, self.lead)
+        self.sq_norms = np.einsum("...k,...k->...", self.coords, self.coords)
+        # squared distances between a start's neighbouring grid velocities: (N, keys, vels - 1)
+        step = np.diff(self.coords, axis=2)
+        self._gaps = np.einsum("...k,...k->...", step, step)
+        del step
         self._split_masks = {s: self.splits == s for s in presets.SPLITS}
+        self.pitch = data["pitch"].astype(np.float32)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.offsets = (12 * np.log2(self.pitch / note_hz(self.note))).astype(np.float32)
+        group = offset_groups(self.offsets)
+        # the rows of each offset (rows are sorted by it at build time): first and end row
+        self._slices: dict[int, tuple[int, int]] = {}
+        for g in np.unique(group):
+            rows = np.flatnonzero(group == g)
+            self._slices[int(g)] = (int(rows[0]), int(rows[-1]) + 1)
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def __repr__(self) -> str:
-        return (f"Index({self.db}, {len(self)} voices, note {self.note}, velocity "
+        return (f"Index({self.db}, {len(self)} voices, pitch at note {self.note}, velocity "
                 f"{self.velocity}, {self.meta['embedding']})")  # fmt: skip
 
     @classmethod
@@ -390,8 +311,10 @@ class Index:
             "db_hash": database_hash(db),
             "note": int(note),
             "velocity": int(velocity),
-            "embedding": EMBEDDING.name,
-            "embedding_params": dataclasses.asdict(EMBEDDING),
+            "embedding": START.name,
+            "embedding_params": {**dataclasses.asdict(START), "frames": PREFIX_FRAMES,
+                                 "keys": list(GRID_KEYS),
+                                 "velocities": list(GRID_VELOCITIES)},  # fmt: skip
         }
         reason = "missing"
         if rebuild:
@@ -424,69 +347,159 @@ class Index:
         n = con.execute("SELECT COUNT(*) FROM voices").fetchone()[0]
         con.close()
         cores = processes or default_processes()
-        guess = n * BUILD_S_PER_VOICE / cores + 25.0  # renders over the cores, then the PCA
+        guess = n * BUILD_S_PER_VOICE / cores + 5.0  # renders over the cores, then the PCA
         print(f"companion: building the retrieval index of {db} ({reason}) -> {path}: "
-              f"{n} voices, about {guess / 60:.0f} min on {cores} cores, once",
+              f"{n} voices, about {max(1, round(guess / 60))} min on {cores} cores, once",
               file=sys.stderr, flush=True)  # fmt: skip
         t0 = time.perf_counter()
         data = build_index(db, path, wanted, progress, processes)
         print(f"companion: index built in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
         return cls(db, path, data)
 
-    def embed(self, audio: np.ndarray) -> np.ndarray:
-        """(T,) float32 audio at 22 050 Hz -> (K,) float32 coordinates (cut or zero-padded
-        to the project's 4 s first, so that frames line up with the library's renders)."""
-        return self.components @ (self.embedding(audio) - self.mean)
+    def _allowed(self, split: str | None, exclude_ids) -> np.ndarray:
+        if split is not None and split not in presets.SPLITS:
+            raise ValueError(f"unknown split {split!r}; choose one of {', '.join(presets.SPLITS)}")
+        allowed = np.ones(len(self), bool) if split is None else self._split_masks[split].copy()
+        if len(exclude_ids):
+            allowed &= ~np.isin(self.ids, np.asarray(list(exclude_ids), np.int64))
+        return allowed
 
-    def embed_take(self, audio: np.ndarray, play: Play, key: int) -> np.ndarray:
-        """A recording (``as_render``) -> (K,) float32 coordinates."""
-        e = as_render(audio, play, key, self.note, self.embedding)
-        return self.components @ (e - self.mean)
-
-    def query(self, audio: np.ndarray, k: int = 16, split: str | None = None,
-              exclude_ids=()) -> list[tuple[int, float]]:  # fmt: skip
-        """The k voices whose renders are nearest to ``audio``, best first.
+    def keys_for(self, pitches: list[float], note: int) -> dict[int, list[tuple[int, int]]]:
+        """Where each voice is compared with a recording: {key: [(first row, end row)]}.
 
         Args:
-            audio: (T,) float32 at 22 050 Hz (the input as ``load_audio`` gives it).
+            pitches: the recording's pitch estimates, Hz (NaN or none: no pitch).
+            note: the recording's key when it has no pitch.
+        """
+        keys: dict[int, list[tuple[int, int]]] = {}
+        notes = [int(np.floor(69 + 12 * np.log2(f / 440.0) + 0.5)) for f in pitches
+                 if np.isfinite(f) and f > 0]  # fmt: skip
+        if not notes:  # no pitch: every voice at every grid key, unwarped
+            return {k: [(0, len(self))] for k in GRID_KEYS}
+        for p0 in dict.fromkeys(notes):
+            for g, rows in self._slices.items():
+                shifts = (range(-UNPITCHED_RANGE, UNPITCHED_RANGE + 1) if g == NO_PITCH
+                          else (-12, 0, 12))  # fmt: skip
+                base = p0 if g == NO_PITCH else p0 - g
+                for j in shifts:
+                    if 0 <= base + j <= 127 and rows not in keys.get(base + j, []):
+                        keys.setdefault(base + j, []).append(rows)
+        return keys
+
+    def near(self, audio: np.ndarray, play: Play, pitches: list[float], k: int = 64,
+             split: str | None = None, exclude_ids=()) -> list[Hit]:  # fmt: skip
+        """The k voices whose starts are nearest to a recording's, each at the key where it
+        sounds the recording's pitch (see the module docstring), best first.
+
+        Args:
+            audio: (T,) float32 at 22 050 Hz, the recording; play: how it was played (its
+                key-on ``offset`` is read, and its ``note`` where it has no pitch).
+            pitches: its pitch estimates, Hz (several: the keys of each are tried).
             split: only voices of this split (evaluation on the test split passes "train").
             exclude_ids: database ids never returned.
 
         Returns:
-            [(database id, distance)], distance = RMS difference of the log10 mel values
-            (within the projection).
+            [Hit], nearest first, each voice once (at its best key and velocity).
         """
-        return self.query_embedding(self.embed(audio), k, split, exclude_ids)
+        return self.nearest(self.distances(audio, play, pitches), k, split, exclude_ids)
 
-    def query_embedding(self, e: np.ndarray, k: int = 16, split: str | None = None,
-                        exclude_ids=()) -> list[tuple[int, float]]:  # fmt: skip
-        """``query`` for coordinates (K,) already computed by ``embed``."""
-        if split is not None and split not in presets.SPLITS:
-            raise ValueError(f"unknown split {split!r}; choose one of {', '.join(presets.SPLITS)}")
-        e = np.asarray(e, np.float32)
-        allowed = np.ones(len(self), bool) if split is None else self._split_masks[split].copy()
-        if len(exclude_ids):
-            allowed &= ~np.isin(self.ids, np.asarray(list(exclude_ids), np.int64))
-        k = min(int(k), int(allowed.sum()))
-        if k <= 0:
+    def distances(self, audio: np.ndarray, play: Play, pitches: list[float]
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+        """Every voice's squared distance to a recording's start (``near``'s), at its best
+        key and velocity.
+
+        Returns:
+            (N,) float64 squared distances (inf: a voice no key can play the pitch at), (N,)
+            int64 keys and (N,) float64 velocities (in grid steps: 0.5 is halfway between
+            the first two of GRID_VELOCITIES), rows in the index's order.
+        """
+        power = start_power(np.asarray(audio, np.float32)[play.offset :])
+        keys = self.keys_for(pitches, play.note)
+        grid = np.asarray(GRID_KEYS)
+        # each key's two nearest grid keys (one where it is on the grid): the recording at key
+        # w sounds like a voice at grid key g with its frequencies times 2^((w - g) / 12)
+        pairs = [(w, c) for w in keys for c in np.argsort(np.abs(grid - w), kind="stable")[
+            : 1 if w in GRID_KEYS or not grid[0] < w < grid[-1] else 2]]  # fmt: skip
+        starts = np.stack([embed_start(power, 2.0 ** ((grid[c] - w) / 12)) for w, c in pairs])
+        queries = (starts - self.mean) @ self.components.T  # (pairs, K)
+        best = np.full(len(self), np.inf)
+        key = np.zeros(len(self), np.int64)
+        vel = np.zeros(len(self), np.float64)
+        for q, (w, cell) in zip(queries, pairs):
+            qq = float(q @ q)
+            for a, b in keys[w]:
+                c = self.coords[a:b, cell]  # (rows, velocities, K)
+                d2 = np.maximum(self.sq_norms[a:b, cell] - 2.0 * (c @ q) + qq, 0.0)
+                d, v = _nearest_on_segments(d2, self._gaps[a:b, cell])
+                better = d < best[a:b]
+                best[a:b] = np.where(better, d, best[a:b])
+                key[a:b] = np.where(better, w, key[a:b])
+                vel[a:b] = np.where(better, v, vel[a:b])
+        return best, key, vel
+
+    def nearest(self, found: tuple[np.ndarray, np.ndarray, np.ndarray], k: int,
+                split: str | None = None, exclude_ids=()) -> list[Hit]:  # fmt: skip
+        """The k nearest voices by ``distances``' output, best first, ties by id."""
+        allowed = self._allowed(split, exclude_ids)
+        best, key, vel = found
+        best = np.where(allowed, best, np.inf)
+        n = min(int(k), int(np.isfinite(best).sum()))
+        if n <= 0:
             return []
-        # ||a - b||^2 = |a|^2 + |b|^2 - 2 a.b: a BLAS product over the leading components of
-        # every voice, then every component of a shortlist (which holds the full top 16 on
-        # all 600 queries of bench/index_retrieval.py)
-        lead = self.lead_sq - 2.0 * (self.lead @ e[:LEAD])
-        lead = np.where(allowed, lead, np.inf)
-        n = min(len(lead), max(SHORTLIST, 4 * k))
-        short = np.argpartition(lead, n - 1)[:n] if n < len(lead) else np.arange(len(lead))
-        short = short[np.isfinite(lead[short])]
-        d2 = self.sq_norms[short] - 2.0 * (self.coords[short] @ e) + float(e @ e)
-        order = np.lexsort((self.ids[short], d2))[:k]  # ties: lower id first
-        top, d2 = short[order], d2[order]
-        rms = np.sqrt(np.maximum(d2, 0.0) / self.embedding.dim)
-        return [(int(self.ids[i]), float(r)) for i, r in zip(top, rms)]
+        top = np.argpartition(best, n - 1)[:n] if n < len(best) else np.arange(len(best))
+        top = top[np.lexsort((self.ids[top], best[top]))]
+        dim = self.mean.shape[0]
+        velocity = np.interp(vel, np.arange(len(GRID_VELOCITIES)), GRID_VELOCITIES)
+        return [Hit(int(self.ids[r]), float(np.sqrt(max(best[r], 0.0) / dim)), int(key[r]),
+                    int(round(velocity[r]))) for r in top]  # fmt: skip
+
+    def query(self, audio: np.ndarray, k: int = 16, split: str | None = None,
+              exclude_ids=()) -> list[Hit]:  # fmt: skip
+        """``near`` for a sound played as the library's pitch was read (key ``note``, velocity
+        ``velocity``, from sample 0): a voice's render, its pitch read as the voices' were."""
+        sr = START.sample_rate
+        pitch = estimate_pitch(audio, sr, start=round(PITCH_S[0] * sr), end=round(PITCH_S[1] * sr))
+        play = Play(self.note, self.velocity, 3.0, 0, max(len(audio), 1), sr)
+        return self.near(audio, play, [pitch] if np.isfinite(pitch) else [], k, split,
+                         exclude_ids)  # fmt: skip
 
     def voices(self, ids) -> list[Voice]:
         """The voices of these database ids, in that order."""
         return [v for _, v in presets.load(self.db, ids=list(ids))]
+
+
+def _nearest_on_segments(d2: np.ndarray, gaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The nearest point to a query on the line through each voice's starts at successive
+    grid velocities (a start's log-mel moves nearly along a line between two velocities:
+    measured on 300 voices at random velocities 50-120, the nearest of 3 grid velocities was
+    0.163 RMS log10 units from the start at the true one, the nearest point between them
+    0.090, nearer than the nearest of 5 grid velocities, 0.107-0.121).
+
+    Args:
+        d2: (rows, V) squared distances from the query to the starts at the V velocities.
+        gaps: (rows, V - 1) squared distances between successive ones.
+
+    Returns:
+        (rows,) the smallest squared distance and (rows,) where it lies, in grid steps
+        (0: the first velocity, 0.5: halfway to the second, ...).
+    """
+    a, b = d2[:, :-1], d2[:, 1:]
+    g = np.maximum(gaps, 1e-12)
+    # law of cosines: the query's projection on segment [a, b], as a fraction of its length
+    t = np.clip((a - b + g) / (2.0 * g), 0.0, 1.0)
+    seg = np.maximum(a - 2.0 * t * (a - b + g) / 2.0 + t * t * g, 0.0)
+    j = np.argmin(seg, axis=1)
+    rows = np.arange(len(seg))
+    return seg[rows, j], j + t[rows, j]
+
+
+def offset_groups(offsets: np.ndarray) -> np.ndarray:
+    """(N,) offsets in semitones (NaN: none) -> (N,) int64 rounded offsets, NO_PITCH for
+    none (or one beyond MAX_OFFSET: a misreading)."""
+    with np.errstate(invalid="ignore"):
+        g = np.floor(offsets + 0.5)
+    ok = np.isfinite(g) & (np.abs(g) <= MAX_OFFSET)
+    return np.where(ok, np.nan_to_num(g), NO_PITCH).astype(np.int64)
 
 
 def build_index(db: Path, path: Path, meta: dict, progress: bool = False,
@@ -494,8 +507,10 @@ def build_index(db: Path, path: Path, meta: dict, progress: bool = False,
     """Render and embed every voice of ``db``, write the index to ``path`` atomically.
 
     Returns:
-        The arrays written: mean (D,) float32, components (K, D) float16, coords (N, K)
-        float16, ids (N,) int64, splits (N,) uint8 (index into presets.SPLITS), meta (JSON).
+        The arrays written, rows sorted by pitch offset then id: mean (D,) float32,
+        components (K, D) float16, coords (N, keys, velocities, K) float16, ids (N,) int64,
+        splits (N,) uint8 (index into presets.SPLITS), pitch (N,) float32 (Hz, NaN: none),
+        meta (JSON).
     """
     con = presets.connect(db)
     rows = con.execute("SELECT id, split FROM voices ORDER BY id").fetchall()
@@ -504,21 +519,26 @@ def build_index(db: Path, path: Path, meta: dict, progress: bool = False,
     if not voices:
         raise ValueError(f"{db}: no voices to index")
     start = time.perf_counter()
-    features = embed_voices(voices, meta["note"], meta["velocity"], EMBEDDING,
-                            processes or default_processes(), progress)  # fmt: skip
-    mean, comps = fit_pca(features)
+    starts, pitch = embed_voices(voices, meta["note"], meta["velocity"],
+                                 processes or default_processes(), progress)  # fmt: skip
+    with np.errstate(invalid="ignore", divide="ignore"):
+        offsets = 12 * np.log2(pitch / note_hz(meta["note"]))
+    order = np.lexsort((np.arange(len(rows)), offset_groups(offsets)))
+    flat = starts.reshape(-1, starts.shape[-1])
+    mean, comps = fit_pca(flat)
     comps = comps.astype(np.float16).astype(np.float32)  # as stored: queries project with these
-    coords = np.concatenate([(features[i : i + 4096].astype(np.float32) - mean) @ comps.T
-                             for i in range(0, len(features), 4096)])  # fmt: skip
-    del features
+    coords = np.concatenate([(starts[order[i : i + 1024]].astype(np.float32) - mean) @ comps.T
+                             for i in range(0, len(starts), 1024)])  # fmt: skip
+    del starts, flat
     meta = {**meta, "voices": len(voices), "build_s": round(time.perf_counter() - start, 2),
-            "dim": EMBEDDING.dim, "components": len(comps)}  # fmt: skip
+            "dim": int(mean.shape[0]), "components": len(comps)}  # fmt: skip
     data = {
         "mean": mean,
         "components": comps.astype(np.float16),
         "coords": coords.astype(np.float16),
-        "ids": np.array([r[0] for r in rows], np.int64),
-        "splits": np.array([presets.SPLITS.index(r[1]) for r in rows], np.uint8),
+        "ids": np.array([rows[i][0] for i in order], np.int64),
+        "splits": np.array([presets.SPLITS.index(rows[i][1]) for i in order], np.uint8),
+        "pitch": pitch[order].astype(np.float32),
         "meta": np.array(json.dumps(meta)),
     }
     clean_stale(path.parent, path.name)

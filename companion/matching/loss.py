@@ -30,6 +30,13 @@ silent, or a short blip where the target sounds on: the spectral terms alone wer
 score an all-zero render below real answers for plucks and notes far from C4 (their log terms
 are floored, and a silent candidate's convergence is exactly 1).
 
+Every term reads the spectrum below BAND of the Nyquist frequency only (9.9 kHz at 22 050 Hz): a
+recording at 44.1 or 48 kHz is read through a resampler whose anti-aliasing filter removes
+what lies above (-2 dB at 10.25 kHz, -15 dB at 10.5 kHz), where the engine's renders have
+sound, so that even the voice that made a recording differed from it there (by SC > 0.05 for
+13.5 % of test voices recorded as bench/recordings.py does); compared below BAND, it is itself
+again.
+
 The STFTs are written with scipy's FFT over strided frames rather than librosa.stft: one
 candidate then costs about one render on one core (0.9-2x, measured under load beside a render),
 where librosa.stft alone cost about ten renders; the target's spectra are computed once.
@@ -67,10 +74,20 @@ QUIET_MARGIN_DB = 20.0  # a candidate may fall this far below the target there a
 QUIET_WEIGHT = 10.0  # silence then costs about 10 x (80 - 20) / 20 = 30, far above any match
 
 
+BAND = 0.9  # the share of the Nyquist frequency the loss reads (see the module docstring)
+
+
+def band_bins(n: int) -> int:
+    """The rfft bins of an n-point STFT below BAND of the Nyquist frequency."""
+    return int(np.floor(BAND * (n // 2))) + 1
+
+
 def _spectra(audio: np.ndarray, n: int, window: np.ndarray) -> np.ndarray:
-    """(B, T) audio -> (B, frames, n // 2 + 1) float32 |STFT|, hop n / 2, no centring."""
+    """(B, T) audio -> (B, frames, band_bins(n)) float32 |STFT| below BAND, hop n / 2, no
+    centring."""
     frames = sliding_window_view(audio, n, axis=-1)[:, :: n // 2] * window
-    return np.abs(scipy.fft.rfft(frames, axis=-1, workers=1)).astype(np.float32)
+    spec = np.abs(scipy.fft.rfft(frames, axis=-1, workers=1)).astype(np.float32)
+    return spec[..., : band_bins(n)]
 
 
 class Target:
@@ -108,7 +125,7 @@ class Target:
         self.mel_n = max(self.sizes)
         self.mel_fb = librosa.filters.mel(sr=sr, n_fft=self.mel_n, n_mels=MEL_BANDS).astype(
             np.float32
-        )
+        )[:, : band_bins(self.mel_n)]
         self.spec, self.log, self.norm = {}, {}, {}
         for n in self.sizes:
             s = _spectra(audio[None], n, self.windows[n])[0]

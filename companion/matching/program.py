@@ -1,30 +1,30 @@
 """Audio -> DX7 voice: candidates from the network and the library, the engine in the loop.
 
-For every input (any format soundfile reads), or several recordings of one sound together:
+For every input (any format soundfile reads), or several recordings of one sound together, a
+reader can follow ``Programmer._run`` top to bottom:
 
 1. the recording read as a note (companion.matching.take): its onset, the end of its first
-   note, its key-up, its key from its pitch (or as given), its level;
-2. candidates: the network's answer and voices decoded from points sampled around its latent
-   point, and, with a library, the library voices whose renders are nearest to the recording
-   by full-resolution log-mel distance (companion.matching.index: the recording warped to the
-   library's key and hold; the train split only when evaluating on the test split), at the
-   pitch's key and an octave up;
-3. what a recording does not tell, chosen with the engine (``Programmer._fit_play``): the
-   key's octave (each key's candidates played at it), the key-on time to the sample, the
-   velocity and the key-up, each kept where the best candidates match better so;
-4. every candidate played exactly like the recording (key, velocity, hold, key-on, length)
-   over a pool of worker processes and ranked by companion.matching.loss at the recording's
-   level (spectral convergence and log-magnitude at two STFT sizes, log-mel, MFCCs, and a
-   guard that ranks silence last);
+   note, its key-up, its heard pitch and the key of that note (or the key given), its level;
+2. candidates, every one made to play the recording at that key: the network's answer and
+   voices decoded around its latent point (it hears the recording as if played at C4: its
+   voices are moved there), and, with a library, the voices nearest to the recording
+   (companion.matching.retrieval: their starts at the key where they sound its pitch, then
+   renders exactly like it; the train split only when evaluating on the test split);
+3. what a recording does not tell, chosen with the engine (companion.matching.play_fit): the
+   key-on time to the sample, the velocity and the key-up, each kept where the best
+   candidates match better so;
+4. every candidate played exactly like the recording (key, velocity, hold, key-on, length) and
+   ranked by companion.matching.loss at the recording's level;
 5. the DX7-structured search from the best candidates (companion.matching.search), under the
    quality's budget of evaluations and seconds; with recordings at several keys or
    velocities, keyboard scaling and velocity sensitivity are searched too;
-6. tuning of the result: when its pitch is more than 20 cents off the recording's, it is
-   retuned, and the retuned voice is kept only if its pitch is closer and the loss no higher.
+6. tuning of the result (companion.matching.tuning.tune): when its pitch is more than 20 cents
+   off the recording's, it is retuned, and kept only if its pitch is closer and the loss no
+   higher.
 
 An answer is never silent where the input is audible: the loss ranks silence last, and a
 silent result would give way to the best audible candidate. ``variants`` also keeps the best
-distinct answers the search met (a bank to audition).
+distinct answers the search met (companion.matching.variants).
 
 The quality levels trade time for match (seconds per sound on a 2-core machine, measured by
 bench/program_quality.py): ``fast`` about 1 s, ``good`` (the default) about 2.5 s, ``best``
@@ -44,36 +44,26 @@ import numpy as np
 import torch
 
 from companion.data.audio import AudioError, MelSpectrogram
-from companion.data.pitch import cents, estimate_pitch
-from companion.data.render import Play, Renderer
+from companion.data.render import Renderer
 from companion.dx7.params import representation
 from companion.dx7.voice import Voice, param_index
 from companion.io import check_outputs, uninterrupted
-from companion.matching.evaluator import Evaluator
+from companion.matching.evaluator import Evaluator, losses, make_targets
 from companion.matching.loss import Target
 from companion.matching.outputs import extensions, output_names, write_outputs
-from companion.matching.search import refine
+from companion.matching.play_fit import FIT_STARTS, fit_play
+from companion.matching.retrieval import SHORTLIST, rank, shortlist
+from companion.matching.search import SearchResult, refine
 from companion.matching.take import Take, read_take
-from companion.matching.tuning import TUNE_CENTS, retune
+from companion.matching.tuning import pitch_error, retune, shift_key
+from companion.matching.tuning import tune as tune_voice
+from companion.matching.variants import MAX_VARIANTS, variants
 from companion.models.vae import load_model
 
 LATENT_SPREAD = 0.5  # std of the candidates sampled around the network's latent point
 AUDIBLE = 1e-3  # peak amplitude below which an answer counts as silent (-60 dBFS)
 NETWORK_RMS = 0.5  # the median RMS of library renders (300 voices): the level it learned
-LIBRARY_PEAK_DB = -2.3  # the median loudest-frame RMS of library renders (400 voices), dBFS
-LEVELS_DB = (-9.0, -6.0, -3.0, 0.0, 3.0, 6.0, 9.0)  # levels a recording is compared at, dB
-FIT_STARTS = 3  # candidates a velocity or hold is checked with
-VELOCITIES = (40, 64, 85, 105, 127)  # velocities tried where none was given ...
-VELOCITY_FINE = (10, 5, 2, 1)  # ... then either way around the best of them
-HOLD_NEAR = (-0.05, -0.02, 0.02, 0.05)  # s around the estimated key-up tried ...
-HOLD_FINE = (0.01, 0.005)  # s: ... then either way around the best of them
-KEY_ON_EARLIER = (0.005, 0.01, 0.02, 0.04, 0.08)  # s before the onset found a key-on is tried
-OFFSET_FINE = (44, 22, 11, 4, 1)  # samples: then the key-on is moved by these, either way
-# --variants N: the 64 N best voices evaluated are considered, best first (the search spends
-# most evaluations near its best: among the 8 N best, a recording once had 1 distinct voice) ...
-VARIANT_POOL = 64
-DISTINCT_DB = 1.0  # ... and kept when their log-mel is this far (RMS, dB) from those kept
-MAX_VARIANTS = 32  # a DX7 bank holds 32 voices
+NETWORK_KEY = 60  # the key of every sound it learned from
 
 
 @dataclass(frozen=True)
@@ -119,6 +109,7 @@ class Result:
     outputs: list[Path] = field(default_factory=list)
     error: str | None = None
     takes: list[Take] = field(default_factory=list, repr=False)  # as read and played
+    library_ids: list[int] = field(default_factory=list)  # retrieval's voices, nearest first
     variants: list[Voice] = field(default_factory=list, repr=False)  # --variants, best first
     # for the .wav / .png outputs: the input (T,) and the chosen voice's render (T,), float32
     audio: np.ndarray | None = field(default=None, repr=False)
@@ -137,17 +128,25 @@ class Result:
         return f"pitch {self.pitch_error_cents:+.0f} cents" + (" (retuned)" if self.tuned else "")
 
     def summary(self) -> str:
-        """One line: the losses of the network's answer, the best candidate and the result."""
+        """One line: how the voice plays the recording, and the losses of the network's
+        answer, the best candidate and the result."""
         if self.error:
             return f"{self.input}: {self.error}"
         pitch = self.pitch_text()
         read = "; ".join(f"{t.path.name}: {t.describe()}" for t in self.takes)
         return (
             f"{self.input} -> {', '.join(map(str, self.outputs)) or '-'}: "
-            f"'{self.voice.display_name}'; {read or f'note {self.note}'}; loss network "
+            f"'{self.voice.display_name}' {read or f'plays at key {self.note}'}; loss network "
             f"{self.network_loss:.3f}, best candidate {self.candidate_loss:.3f}, result "
             f"{self.loss:.3f}; {self.evals} evaluations, {self.seconds:.1f} s; {pitch}"
         )
+
+
+def lead(takes: list[Take]) -> int:
+    """Which of several recordings of one sound its voice is found for first: the middle one
+    by key (then velocity), the most typical of the sound; the only one of one."""
+    order = sorted(range(len(takes)), key=lambda k: (takes[k].play.note, takes[k].play.velocity))
+    return order[len(takes) // 2]
 
 
 def voice_name(stem: str) -> str:
@@ -243,12 +242,12 @@ class Programmer:
         from companion.dx7.voice import INIT_VOICE
 
         audio = self.renderer.render(INIT_VOICE)
-        # librosa's first calls compile (numba); torch's first inference picks its kernels;
-        # the index's first query (and as_render's STFT) too
-        take = read_take(Path("WARM UP"), self.cfg, 60, 85, 3.0, audio=audio)
+        # librosa's first calls compile (numba, pYIN too); torch's first inference picks its
+        # kernels; the index's first query too
+        take = read_take(Path("WARM UP"), self.cfg, None, 85, 3.0, audio=audio)
         self.network(take, "WARM UP")
         if self.index is not None:
-            self.index.query_embedding(self.index.embed_take(take.audio, take.play, 60), 1)
+            self.index.near(take.audio, take.play, list(take.pitches), 1)
         if self.network_only:
             return
         # one batch through every worker: their imports and first engine calls happen here
@@ -282,9 +281,10 @@ class Programmer:
             return self.mel(torch.from_numpy(np.ascontiguousarray(audio, np.float32)))
 
     def network(self, take: Take, name: str) -> list[Voice]:
-        """The network's answer, then samples around it in latent space. It hears the take
-        as it was trained to: from the key-on, 4 s (cut or zero-padded), at the level of
-        the renders it learned from."""
+        """The network's answer, then samples around it in latent space, each moved to play
+        the take at its key. It hears the take as it was trained to: from the key-on, 4 s (cut
+        or zero-padded), at the level of the renders it learned from, as if played at
+        NETWORK_KEY (a voice that cannot be moved is kept as it is)."""
         audio = np.zeros(self.cfg.n_samples, np.float32)
         x = take.audio[take.play.offset : take.play.offset + self.cfg.n_samples]
         audio[: len(x)] = x * (NETWORK_RMS / max(_rms(x), 1e-9))
@@ -296,81 +296,48 @@ class Programmer:
             noise = torch.randn(self.latent, zk.shape[1], generator=gen)
             z = torch.cat([zk, zk + LATENT_SPREAD * noise])
             u = self.model.latent_to_preset(z).numpy()
-        return [Voice.from_values(v, name) for v in self.rep.decode(u)]
-
-    def retrieve(self, takes: list[Take], exclude_ids=(), key: int | None = None
-                 ) -> list[Voice]:  # fmt: skip
-        """The library voices nearest to the takes, each compared with the library at its
-        key (or ``key``; companion.matching.index.as_render); with several takes, their lists
-        are merged in turn (each voice once), up to quality.retrieval voices.
-
-        The library's log-mels hold the voices' own levels and a recording's level is
-        arbitrary, so each take (but one at its voice's own level, Take.level_known) is
-        compared at the level where its nearest voice is nearest:
-        its own, and LEVELS_DB around the library's median loudness (LIBRARY_PEAK_DB), then
-        half a step either side of the best."""
-        lists = []
-        for take in takes:
-            play = take.play if key is None else dataclasses.replace(take.play, note=key)
-            if take.level_known:
-                lists.append([i for i, _ in self._query(take.audio, 0.0, play, exclude_ids)])
-                continue
-            base = LIBRARY_PEAK_DB - peak_db(take.audio)
-            tried = {db: self._query(take.audio, base + db, play, exclude_ids)
-                     for db in (*LEVELS_DB, -base)}  # fmt: skip
-            best = min(tried, key=lambda db: tried[db][0][1] if tried[db] else np.inf)
-            step = (LEVELS_DB[1] - LEVELS_DB[0]) / 2
-            for db in (best - step, best + step):
-                tried[db] = self._query(take.audio, base + db, play, exclude_ids)
-            best = min(tried, key=lambda db: tried[db][0][1] if tried[db] else np.inf)
-            lists.append([i for i, _ in tried[best]])
-        ids: list[int] = []
-        for rank in range(self.quality.retrieval):
-            for ranked in lists:
-                if rank < len(ranked) and ranked[rank] not in ids:
-                    ids.append(ranked[rank])
-        return self.index.voices(ids[: self.quality.retrieval])
-
-    def _query(self, audio: np.ndarray, gain_db: float, play: Play, exclude_ids) -> list:
-        """The index's nearest voices to ``audio`` made ``gain_db`` louder."""
-        e = self.index.embed_take(audio * np.float32(10 ** (gain_db / 20)), play, play.note)
-        return self.index.query_embedding(e, self.quality.retrieval, self.split, exclude_ids)
+        voices = [Voice.from_values(v, name) for v in self.rep.decode(u)]
+        shift = NETWORK_KEY - take.play.note
+        return [shift_key(v, shift) or v for v in voices]
 
     # -- one input -----------------------------------------------------------------------
     def run(self, paths, note: int | str | None = "auto", velocity: int | None = None,
             hold: float | None = None, tune: bool = True, name: str | None = None,
-            variants: int = 0) -> Result:  # fmt: skip
+            variants: int = 0, onset: float | None = None, exclude_ids=()) -> Result:  # fmt: skip
         """Program one input file, or several recordings of one sound (a list: one voice that
         matches them all, each at its own key and velocity).
 
         Args:
-            note: the key played ("auto" or None: estimated from the pitch), one for all or a
-                list (one per file). velocity: the same (None: 85). hold: seconds the key
-                was held (None: estimated), one or a list.
+            note: the key it was played at ("auto" or None: the note of its heard pitch),
+                one for all or a list (one per file). velocity: the same (None: chosen with
+                the engine). hold: seconds the key was held (None: estimated), one or a list.
+                onset: the key-on, s from the file's start (None: estimated), one or a list.
             name: the voice's name (default: the first file's stem).
             variants: also keep this many distinct alternatives (Result.variants).
+            exclude_ids: library ids never retrieved (a test voice's own, in a bench).
 
         Raises:
             AudioError: a file that cannot be used (the message names it).
         """
         paths = [Path(p) for p in (paths if isinstance(paths, (list, tuple)) else [paths])]
         per = lambda v: list(v) if isinstance(v, (list, tuple)) else [v] * len(paths)  # noqa: E731
-        notes, vels, holds = per(note), per(velocity), per(hold)
-        if not len(notes) == len(vels) == len(holds) == len(paths):
-            raise ValueError(f"{len(paths)} recordings: give one note, velocity and hold each "
-                             "or one for all")  # fmt: skip
-        takes = [read_take(p, self.cfg, None if n in (None, "auto") else int(n), v, h)
-                 for p, n, v, h in zip(paths, notes, vels, holds)]  # fmt: skip
-        return self.run_takes(takes, tune, name=name, variants=variants)
+        notes, vels, holds, onsets = per(note), per(velocity), per(hold), per(onset)
+        if not len(notes) == len(vels) == len(holds) == len(onsets) == len(paths):
+            raise ValueError(f"{len(paths)} recordings: give one note, velocity, hold and "
+                             "onset each or one for all")  # fmt: skip
+        takes = [read_take(p, self.cfg, None if n in (None, "auto") else int(n), v, h,
+                           onset_s=o)
+                 for p, n, v, h, o in zip(paths, notes, vels, holds, onsets)]  # fmt: skip
+        return self.run_takes(takes, tune, exclude_ids, name=name, variants=variants)
 
     def run_audio(self, audio: np.ndarray, path: Path, note: int | str = 60, velocity: int = 85,
-                  tune: bool = True, exclude_ids=(),
-                  hold: float | None = 3.0) -> Result:  # fmt: skip
+                  tune: bool = True, exclude_ids=(), hold: float | None = 3.0,
+                  onset: float | None = 0.0) -> Result:  # fmt: skip
         """Program a sound already loaded, (T,) float32 at cfg.sample_rate; by default as the
-        project renders (key 60 held 3 s from its start, velocity 85), at the voice's own
-        level (candidates are compared at theirs)."""
+        project renders (key 60 held 3 s from sample 0, velocity 85), at the voice's own
+        level (candidates are compared at theirs). None: estimated."""
         take = read_take(path, self.cfg, None if note in (None, "auto") else int(note), velocity,
-                         hold, audio=audio, level_known=True)  # fmt: skip
+                         hold, audio=audio, level_known=True, onset_s=onset)  # fmt: skip
         return self.run_takes([take], tune, exclude_ids)
 
     def run_takes(self, takes: list[Take], tune: bool = True, exclude_ids=(),
@@ -388,237 +355,174 @@ class Programmer:
         finally:
             torch.set_num_threads(threads)
 
+    def find_candidates(self, takes: list[Take], name: str, exclude_ids=(),
+                        result: Result | None = None
+                        ) -> tuple[list[Take], list[Voice], list]:  # fmt: skip
+        """Steps 2 and 3: the takes with their key-on, velocity and key-up chosen, and the
+        candidates, each playing the lead take (``lead``) at its key.
+
+        The network's answers and the library voices whose starts are nearest to the lead
+        take (the first stage of retrieval, companion.matching.retrieval) come first; each
+        take's key-on, velocity and key-up are chosen with the nearest starts (the first
+        stage does not depend on them), or the network's best answers without a library;
+        then the shortlist is played like the lead take and the quality's ``retrieval``
+        nearest join the candidates.
+
+        Returns:
+            (the takes, in their order, the candidates: the network's then the library's,
+            the library's as companion.matching.retrieval.Candidate, nearest first).
+        """
+        k = lead(takes)
+        voices = self.network(takes[k], name)
+        library = []
+        if self.index is not None and self.quality.retrieval and not self.network_only:
+            library = shortlist(self.index, takes[k], SHORTLIST, self.split, exclude_ids)
+            if library:  # the velocity the nearest start matched at: where the fit starts
+                takes = [dataclasses.replace(t, play=dataclasses.replace(
+                    t.play, velocity=library[0].velocity)) if "velocity" in t.estimated
+                    else t for t in takes]  # fmt: skip
+        if len(voices) == 1:  # the network alone: nothing to choose with
+            return takes, voices, []
+        if library:
+            top = np.stack([c.voice.values for c in library[:FIT_STARTS]]).astype(np.int64)
+        fitted = []
+        # the lead take first: recordings of one sound whose velocities are not given share
+        # the lead's (fitted one by one, they differed by chance, and velocity sensitivity
+        # was then searched to fit those differences)
+        for j in [k] + [j for j in range(len(takes)) if j != k]:
+            take = takes[j]
+            if j != k and "velocity" in take.estimated and "velocity" in takes[k].estimated:
+                take = dataclasses.replace(take, play=dataclasses.replace(
+                    take.play, velocity=fitted[0].play.velocity),
+                    estimated=tuple(e for e in take.estimated if e != "velocity"))  # fmt: skip
+            if not library:
+                values = np.stack([v.values for v in voices]).astype(np.int64)
+                self.evaluator.set_target(take.audio, take.play, not take.level_known)
+                start = self.evaluator(values)
+                if result is not None:
+                    result.evals += len(values)
+                top = values[np.argsort(start, kind="stable")[:FIT_STARTS]]
+            take, _, spent = fit_play(self.evaluator, take, top)
+            if result is not None:
+                result.evals += spent
+            fitted.append(take)
+        library = rank(self.evaluator, fitted[0], library, self.quality.retrieval)
+        voices += [Voice.from_values(c.voice.values, name) for c in library]
+        order = [k] + [j for j in range(len(takes)) if j != k]
+        fitted = [fitted[order.index(j)] for j in range(len(takes))]  # back in their order
+        return fitted, voices, library
+
     def _run(self, takes: list[Take], tune: bool, exclude_ids, name: str | None,
-             variants: int) -> Result:  # fmt: skip
-        """Program takes: candidates (the network's, the library's at the takes' keys),
-        the hold checked with the engine where it was estimated, the search, the tuning.
+             n_variants: int) -> Result:  # fmt: skip
+        """Program takes (the module docstring's steps 2 to 6).
 
         Args:
             takes: one recording, or several of one sound.
             exclude_ids: library ids never retrieved (a test voice's own id, say).
         """
         t0 = time.perf_counter()
+        name = voice_name(takes[0].path.stem if name is None else name)
+        result = Result(takes[0].path, takes=takes)
+        # 2-3. candidates, and how the recording was played
+        takes, voices, library = self.find_candidates(takes, name, exclude_ids, result)
+        result.library_ids = [c.id for c in library]
         first = takes[0]
-        name = voice_name(first.path.stem if name is None else name)
-        voices = self.network(first, name)
-        retrieval = self.index is not None and self.quality.retrieval and not self.network_only
-        # the candidates of each key the first take may have been played at (with several
-        # takes, or a given key: the takes' own keys)
-        network = list(voices)
-        options = {first.play.note: []}
-        if retrieval:
-            options[first.play.note] = [Voice.from_values(v.values, name)
-                                        for v in self.retrieve(takes, exclude_ids)]  # fmt: skip
-            voices = network + options[first.play.note]
-            if len(takes) == 1 and "note" in first.estimated and np.isfinite(first.pitch_hz):
-                up = first.play.note + 12
-                if up <= 127:
-                    options[up] = [Voice.from_values(v.values, name)
-                                   for v in self.retrieve(takes, exclude_ids, key=up)]  # fmt: skip
-        result = Result(first.path, note=first.play.note, velocity=first.play.velocity,
-                        takes=takes)  # fmt: skip
         if len(voices) == 1:  # the network alone: one render here, no pool
             target = Target(first.audio, self.cfg.sample_rate,
                             match_level=not first.level_known)  # fmt: skip
-            render = self.renderer.play(voices[0], first.play)
-            voice, loss = voices[0], float(target.loss(render[None])[0])
+            voice = voices[0]
+            loss = float(target.loss(self.renderer.play(voice, first.play)[None])[0])
             result.network_loss = result.candidate_loss = loss
             result.evals = 1
-            losses = np.array([loss], np.float32)
+            start_losses = np.array([loss], np.float32)
         else:
-            if len(takes) == 1:
-                first, voices = self._fit_play(first, network, options, result)
-                takes = [first]
-            else:  # each recording's own key-on, velocity and hold, with the same candidates
-                takes = [self._fit_play(t, voices, {t.play.note: []}, result)[0] for t in takes]
-                first = takes[0]
-            notes = {t.play.note for t in takes}
-            vels = {t.play.velocity for t in takes}
-            free = (("key",) if len(notes) > 1 else ()) + (("velocity",) if len(vels) > 1 else ())
-            left = self.budget - (time.perf_counter() - t0)
-            found = refine([t.audio for t in takes], voices, [t.play for t in takes],
-                           free=free, match_level=not first.level_known,
-                           max_evals=max(self.quality.evals - result.evals, 1),
-                           budget_s=None if not np.isfinite(left) else max(left, 0.0),
-                           evaluator=self.evaluator, seed=self.seed,
-                           **self.search_options)  # fmt: skip
+            # 4-5. every candidate played so, and the search from the best
+            found = self._search(takes, voices, result, t0)
             voice, loss = found.voice, found.loss
-            result.evals += found.evals
-            losses = found.start_losses
-            result.network_loss = float(losses[0])
-            result.candidate_loss = float(losses.min())
-            if variants:
-                result.variants = self._variants(first, variants, name)
+            start_losses = found.start_losses
+            result.network_loss = float(start_losses[0])
+            result.candidate_loss = float(start_losses.min())
+            if n_variants:
+                result.variants = variants(self.evaluator, self.renderer, first.play,
+                                           n_variants, name)  # fmt: skip
         result.takes = takes
         result.note, result.velocity = first.play.note, first.play.velocity
-        voice, loss, rendered, err = self._tune(takes, voice, loss, result, tune)
-        if np.abs(rendered).max() < AUDIBLE and len(voices) > 1:  # never a silent answer
-            voice, loss, rendered = self._audible(first, voices, losses, result)
-            err = cents(self._pitch(rendered, first), first.pitch_hz)
+        # 6. tuning, and never a silent answer
+        render = lambda v: self.renderer.play(v, first.play)  # noqa: E731
+        if tune:
+            voice, loss, rendered, err, result.tuned = tune_voice(
+                voice, loss, render, first, lambda v: self._loss(takes, v))
+            result.evals += len(takes) if result.tuned else 0
+        else:
+            rendered = render(voice)
+            err = pitch_error(rendered, first.play, first.pitch_hz, first.audio)
+        if np.abs(rendered).max() < AUDIBLE and len(voices) > 1:
+            voice, loss, rendered = self._audible(first, voices, start_losses, result)
+            err = pitch_error(rendered, first.play, first.pitch_hz, first.audio)
         result.voice, result.loss, result.pitch_error_cents = voice, loss, err
         result.audio, result.render = first.audio, rendered
         result.seconds = time.perf_counter() - t0
         return result
 
-    def _fit_play(self, take: Take, network: list[Voice], options: dict[int, list[Voice]],
-                  result: Result) -> tuple[Take, list[Voice]]:  # fmt: skip
-        """What the recording does not tell, chosen with the engine: the key's octave, the
-        velocity and the hold, where they were estimated.
+    def _search(self, takes: list[Take], voices: list[Voice], result: Result,
+                t0: float) -> SearchResult:  # fmt: skip
+        """Steps 4 and 5: the search from the candidates, within what is left of the
+        quality's evaluations and seconds (``result.evals`` counts them).
 
-        Each key's library candidates are played at that key (the pitch's note, and an octave
-        up: a DX7 voice often sounds an octave below its key; see companion.matching.take)
-        and the key whose best one matches best is kept (the ``network``'s candidates, which
-        only one key has, do not vote; they join the chosen key's). Then the
-        FIT_STARTS best of them are played with the key down KEY_ON_EARLIER (then moved by
-        OFFSET_FINE samples either way), at VELOCITIES (then VELOCITY_FINE either way),
-        then with the key released at other times (fractions of the estimate and of the
-        sound's length); a value is kept when their best loss falls by more than 0.1 %. Every
-        evaluation counts in the result's.
-
-        Returns:
-            (the take with the chosen key, velocity and hold, the chosen key's candidates).
+        With several recordings at different keys (or velocities), a voice is first found
+        for the lead one alone (the sound), with half of what is left, then searched from
+        there against all of them, keyboard scaling (and velocity sensitivity) first (how the
+        sound changes across the keyboard), then the rest: ranked against all at once, the
+        near-twin of the sound, whose scaling differs, lost to voices that are wrong
+        everywhere (measured: three recordings at C2, C4, C6 came out worse at six other keys
+        than the C4 recording alone). Returns the second search's result, its start losses
+        those of the candidates against the lead recording.
         """
-        ev = self.evaluator
-        best = None
-        for key, library in options.items():
-            play = dataclasses.replace(take.play, note=key)
-            ev.set_target(take.audio, play, not take.level_known)
-            voices = network + library
-            values = np.stack([v.values for v in voices]).astype(np.int64)
-            losses = ev(values)
-            result.evals += len(values)
-            vote = float(losses[len(network) :].min()) if library else 0.0
-            if best is None or vote < best[0]:
-                best = (vote, play, voices, values, losses)
-        _, play, voices, values, losses = best
-        top = values[np.argsort(losses, kind="stable")[:FIT_STARTS]]
-        loss = float(losses.min())
-        sound_s = (play.length - play.offset) / play.sample_rate
-        sr = play.sample_rate
 
-        def fit(field_: str, values) -> None:  # each value in turn, kept when it matches better
-            nonlocal play, loss
-            for value in values:
-                play, loss = self._try(take, top, play, loss, field_, value, result)
+        def search(ts: list[Take], starts: list[Voice], share: float,
+                   first: tuple[str, ...] = ()) -> SearchResult:  # fmt: skip
+            notes = {t.play.note for t in ts}
+            vels = {t.play.velocity for t in ts}
+            free = (("key",) if len(notes) > 1 else ()) + (("velocity",) if len(vels) > 1 else ())
+            left_s = self.budget - (time.perf_counter() - t0)
+            left = self.quality.evals - result.evals
+            found = refine([t.audio for t in ts], starts, [t.play for t in ts], free=free,
+                           match_level=not ts[0].level_known,
+                           max_evals=max(round(share * left), 1),
+                           budget_s=None if not np.isfinite(left_s) else max(share * left_s, 0.0),
+                           evaluator=self.evaluator, seed=self.seed, first=first,
+                           **self.search_options)  # fmt: skip
+            result.evals += found.evals
+            return found
 
-        # the onset found is where the sound rose out of the noise: a slow attack's key went
-        # down before it; then to the sample
-        o = play.offset
-        if o <= OFFSET_FINE[0]:  # at the file's start, or nearly: the start itself
-            fit("offset", [0] if o else [])
-        else:
-            fit("offset", sorted({max(0, o - round(s * sr)) for s in KEY_ON_EARLIER} - {o},
-                                 reverse=True))  # fmt: skip
-            for step in OFFSET_FINE:
-                fit("offset", [o for o in (play.offset - step, play.offset + step)
-                               if 0 <= o < play.length])  # fmt: skip
-        if "velocity" in take.estimated:
-            fit("velocity", [v for v in VELOCITIES if v != play.velocity])
-            for step in VELOCITY_FINE:
-                fit("velocity", [v for v in (play.velocity - step, play.velocity + step)
-                                 if 1 <= v <= 127])  # fmt: skip
-        if "hold" in take.estimated:
-            holds = {round(h, 3) for h in (0.6 * play.hold_s, 1.5 * play.hold_s,
-                                           *(play.hold_s + d for d in HOLD_NEAR),
-                                           *(f * sound_s for f in (0.25, 0.5, 0.75, 1.0)))}
-            fit("hold_s", [h for h in sorted(holds)
-                           if 0.05 <= h <= sound_s and abs(h - play.hold_s) > 0.02])  # fmt: skip
-            for step in HOLD_FINE:  # the key-up matters to the millisecond
-                fit("hold_s", [h for h in (play.hold_s - step, play.hold_s + step)
-                               if 0.05 <= h <= sound_s])  # fmt: skip
-        return dataclasses.replace(take, play=play), voices
+        if len({(t.play.note, t.play.velocity) for t in takes}) == 1:
+            return search(takes, voices, 1.0)
+        sound = search([takes[lead(takes)]], voices, 0.5)
+        whole = search(takes, [sound.voice], 1.0, first=("scaling",))
+        return dataclasses.replace(whole, start_losses=sound.start_losses)
 
-    def _try(self, take: Take, top: np.ndarray, play: Play, loss: float, field_: str, value,
-             result: Result) -> tuple[Play, float]:  # fmt: skip
-        """``play`` with ``field_`` set to ``value`` if the best of ``top`` matches better so."""
-        trial = dataclasses.replace(play, **{field_: value})
-        self.evaluator.set_target(take.audio, trial, not take.level_known)
-        lv = float(self.evaluator(top).min())
-        result.evals += len(top)
-        return (trial, lv) if lv < loss * (1 - 1e-3) else (play, loss)
-
-    def _variants(self, take: Take, n: int, name: str) -> list[Voice]:
-        """Up to ``n`` distinct answers from every voice the search evaluated, best first:
-        a voice joins when its render's log-mel (companion.matching.index.LogMel) is at
-        least DISTINCT_DB (RMS, dB) from every one already chosen."""
-        from companion.matching.index import EMBEDDING
-
-        ranked = sorted(self.evaluator.cache.items(), key=lambda kv: kv[1])
-        chosen, feats = [], []
-        for key, _ in ranked[: VARIANT_POOL * n]:
-            voice = Voice(key)
-            f = EMBEDDING(self.renderer.play(voice, take.play)[take.play.offset :])
-            if all(np.sqrt(np.mean((f - g) ** 2)) * 10 >= DISTINCT_DB for g in feats):
-                chosen.append(voice)
-                feats.append(f)
-                if len(chosen) == n:
-                    break
-        return [Voice.from_values(v.values, f"{name[:7]:<7}{k + 1:>3}"[:10])
-                for k, v in enumerate(chosen)]  # fmt: skip
-
-    def _pitch(self, audio: np.ndarray, take: Take) -> float:
-        """Pitch (Hz) of a render played as ``take``, over the same held part."""
-        p = take.play
-        start = p.offset + round(0.05 * p.sample_rate)
-        end = p.offset + round(p.hold_s * p.sample_rate)
-        return estimate_pitch(audio, self.cfg.sample_rate, start=start, end=end)
-
-    def _audible(self, take: Take, voices: list[Voice], losses: np.ndarray,
+    def _audible(self, take: Take, voices: list[Voice], losses_: np.ndarray,
                  result: Result) -> tuple[Voice, float, np.ndarray]:  # fmt: skip
         """The best candidate whose render is audible (INIT VOICE if none is)."""
         from companion.dx7.voice import INIT_VOICE
 
-        for k in np.argsort(losses, kind="stable"):
+        for k in np.argsort(losses_, kind="stable"):
             rendered = self.renderer.play(voices[k], take.play)
             result.evals += 1
             if np.abs(rendered).max() >= AUDIBLE:
-                return voices[k], float(losses[k]), rendered
+                return voices[k], float(losses_[k]), rendered
         voice = Voice.from_values(INIT_VOICE.values, voices[0].name)
         rendered = self.renderer.play(voice, take.play)
         target = Target(take.audio, match_level=not take.level_known)
         return voice, float(target.loss(rendered[None])[0]), rendered
 
-    def _tune(self, takes: list[Take], voice: Voice, loss: float, result: Result,
-              tune: bool) -> tuple[Voice, float, np.ndarray, float]:  # fmt: skip
-        """Retune ``voice`` when its pitch is more than TUNE_CENTS off the first take's; the
-        tuned voice is kept only if its pitch is closer and its loss no higher.
-
-        Returns:
-            (voice, loss, its render (T,) played as the first take, pitch error in cents;
-            NaN without a stable pitch).
-        """
-        take = takes[0]
-        rendered = self.renderer.play(voice, take.play)
-        err = cents(self._pitch(rendered, take), take.pitch_hz)
-        if tune and np.isfinite(err) and abs(err) > TUNE_CENTS:
-            tuned = retune(voice, -err)
-            audio_t = self.renderer.play(tuned, take.play)
-            loss_t = self._loss(takes, tuned)
-            result.evals += len(takes)
-            err_t = cents(self._pitch(audio_t, take), take.pitch_hz)
-            if loss_t <= loss and abs(err_t) < abs(err):
-                result.tuned = True
-                return tuned, loss_t, audio_t, err_t
-        return voice, loss, rendered, err
-
     def _loss(self, takes: list[Take], voice: Voice) -> float:
         """One voice's loss against the takes, computed here (as the evaluator's)."""
-        from companion.matching.evaluator import losses, make_targets
-
         options = self._evaluator.loss_options if self._evaluator is not None else {}
         options = {**options, "match_level": not takes[0].level_known}
         targets = make_targets([t.audio for t in takes], [t.play for t in takes], options)
         return float(losses(self.renderer, targets, [t.play for t in takes],
                             voice.values[None].astype(np.int64))[0])  # fmt: skip
-
-
-def peak_db(audio: np.ndarray, frame: int = 1024) -> float:
-    """The loudest 46 ms frame's RMS, dBFS (floored at -120)."""
-    n = max(1, len(audio) // frame)
-    x = np.zeros(n * frame, np.float32)
-    x[: min(len(audio), n * frame)] = audio[: n * frame]
-    rms = np.sqrt(np.mean(np.square(x.reshape(n, frame), dtype=np.float64), axis=1)).max()
-    return float(20 * np.log10(max(rms, 1e-6)))
 
 
 def _rms(x: np.ndarray) -> float:
@@ -640,13 +544,14 @@ def check_out_dir(out_dir: Path) -> Path:
     return out_dir
 
 
-def _check_play(note, velocity, hold, inputs: int, together: bool) -> None:
-    """One line for a note, velocity or hold no key could play (each one value or, with
-    --together, one per input)."""
+def _check_play(note, velocity, hold, inputs: int, together: bool, onset=None) -> None:
+    """One line for a note, velocity, hold or onset no key could play (each one value or,
+    with --together, one per input)."""
     for what, values, ok in (
         ("note", note, lambda v: v in (None, "auto") or 0 <= int(v) <= 127),
         ("velocity", velocity, lambda v: v is None or 1 <= int(v) <= 127),
         ("hold", hold, lambda v: v is None or 0 < float(v) <= 60),
+        ("onset", onset, lambda v: v is None or 0 <= float(v) < 60),
     ):
         many = isinstance(values, (list, tuple))
         if many and (not together or len(values) != inputs):
@@ -654,12 +559,13 @@ def _check_play(note, velocity, hold, inputs: int, together: bool) -> None:
                              f"({inputs}), got {len(values)}")  # fmt: skip
         for v in values if many else [values]:
             if not ok(v):
-                rule = {"note": "0..127 or auto", "velocity": "1..127", "hold": "0..60 s"}[what]
+                rule = {"note": "0..127 or auto", "velocity": "1..127", "hold": "0..60 s",
+                        "onset": "0..60 s"}[what]  # fmt: skip
                 raise ValueError(f"--{what} must be {rule}, got {v}")
 
 
 def program(inputs, out_dir, model=None, note: int | str | None = "auto",
-            velocity: int | None = None, hold: float | None = None,
+            velocity: int | None = None, hold: float | None = None, onset: float | None = None,
             quality: str = DEFAULT_QUALITY, budget: float | None = None,
             library=None, jobs: int | None = None, candidates: int | None = None,
             tune: bool = True, wav: bool = False, png: bool = False, progress: bool = True,
@@ -668,7 +574,7 @@ def program(inputs, out_dir, model=None, note: int | str | None = "auto",
     """Program every input; a bad input is reported in its Result, the others go on.
 
     With ``together``, the inputs are recordings of one sound: one voice matches them all,
-    named after the first (note, velocity and hold may then be lists, one per input). With
+    named after the first (note, velocity, hold and onset may then be lists, one per input). With
     ``variants`` N, each result also writes a 32-voice bank ``<name>-variants.syx`` of its N
     best distinct answers, padded with INIT VOICE. Output names never replace an input, nor
     (unless ``overwrite``) a file already in ``out_dir`` (see companion.matching.outputs).
@@ -681,7 +587,7 @@ def program(inputs, out_dir, model=None, note: int | str | None = "auto",
     ``index_progress``: a progress bar while the library's index is built (first use).
     """
     inputs = [Path(p) for p in inputs]
-    _check_play(note, velocity, hold, len(inputs), together)
+    _check_play(note, velocity, hold, len(inputs), together, onset)
     if not 0 <= int(variants) <= MAX_VARIANTS:
         raise ValueError(f"--variants must be 0..{MAX_VARIANTS}, got {variants}")
     out_dir = check_out_dir(Path(out_dir))
@@ -699,7 +605,7 @@ def program(inputs, out_dir, model=None, note: int | str | None = "auto",
                                 disable=not progress or len(jobs_in) < 2):  # fmt: skip
             try:
                 result = prog.run(paths if together else paths[0], note, velocity, hold, tune,
-                                  variants=variants)  # fmt: skip
+                                  variants=variants, onset=onset)  # fmt: skip
             except AudioError as e:
                 result = Result(paths[0], error=str(e))
             # Ctrl-C waits until an input's files are in place and reported, so that what the

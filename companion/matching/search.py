@@ -245,9 +245,10 @@ def _prune(budget: _Budget, x: np.ndarray, loss: float, start: np.ndarray,
 
 
 def _descend(budget: _Budget, x: np.ndarray, loss: float, donors: list[np.ndarray],
-             free: tuple[str, ...] = ()):  # fmt: skip
-    """Passes over the groups from ``x`` until a pass gains less than PASS_TOL. The start's
-    own values join the donors: an edit that stopped paying can be undone.
+             free: tuple[str, ...] = (), first: tuple[str, ...] = ()):  # fmt: skip
+    """Passes over the groups from ``x`` (those named in ``first`` first) until a pass gains
+    less than PASS_TOL. The start's own values join the donors: an edit that stopped paying
+    can be undone.
 
     Returns:
         (best values (145,), its loss).
@@ -256,7 +257,8 @@ def _descend(budget: _Budget, x: np.ndarray, loss: float, donors: list[np.ndarra
     donors = [*donors, x.copy()]
     while budget.left > 0 and loss > EXACT:
         before = loss
-        for _, idx in groups(x, free):
+        ordered = sorted(groups(x, free), key=lambda g: g[0] not in first)
+        for _, idx in ordered:
             if budget.left <= 0:
                 break
             x, loss = _search_group(budget, x, loss, idx, donors, passes == 0)
@@ -270,7 +272,8 @@ def refine(target_audio, starts: list[Voice], play: Play | list[Play] | None = N
            *, free: tuple[str, ...] = (), match_level: bool = True, max_evals: int = 800,
            budget_s: float | None = None,
            evaluator: Evaluator | None = None, crossover: bool = True,
-           prune: bool = True, seed: int = 0) -> SearchResult:  # fmt: skip
+           prune: bool = True, seed: int = 0, first: tuple[str, ...] = ()
+           ) -> SearchResult:  # fmt: skip
     """Refine the best of ``starts`` towards a target sound with the engine in the loop.
 
     Args:
@@ -282,6 +285,8 @@ def refine(target_audio, starts: list[Voice], play: Play | list[Play] | None = N
             60, velocity 85, 4 s).
         free: which of "key" and "velocity" dependent parameters are searched too (several
             recordings at different keys / velocities show them; moves.groups).
+        first: the groups (moves.groups' names) each pass searches first, e.g. "scaling"
+            from a voice that already matches one of several recordings.
         match_level: compare at the target's level (a recording's; companion.matching.loss).
         max_evals: most voices to evaluate (the starts included; cached ones count too).
         budget_s: most seconds to spend (None: no limit); stops between batches.
@@ -317,11 +322,11 @@ def refine(target_audio, starts: list[Voice], play: Play | list[Play] | None = N
                   and 0 < edits(values[j], start) <= DONOR_MAX]  # fmt: skip
         # from the best start while a pass gains; then, with budget left, from the next
         # best start (its own search), keeping the best voice found
-        x, loss = _descend(budget, start, start_loss, donors, free)
+        x, loss = _descend(budget, start, start_loss, donors, free, first)
         for j in order[1:]:
             if budget.left < RESTART_MIN or loss <= EXACT:
                 break
-            xj, lj = _descend(budget, values[j], float(losses[j]), [start], free)
+            xj, lj = _descend(budget, values[j], float(losses[j]), [start], free, first)
             if lj < loss:
                 x, loss, k, start, start_loss = xj, lj, int(j), values[j].copy(), float(losses[j])
         budget.release()

@@ -15,21 +15,21 @@ to play its candidates the same way:
   the start of the note's last straight decay in dB (a DX7 envelope's release is a straight
   line in dB over time) when that decay is steeper than RELEASE_DB_S; a note that never
   decays so was held to its end (program.py then tries other key-ups with the engine);
-- **key**: the equal-tempered note nearest to its pitch over the held part (YIN), 60 with
-  no pitch: the key a musician expects to play it at. A pitch does not tell the key a DX7
-  voice was played at, though: its transpose and ratios set where it sounds, and of the
-  test-split voices played at random keys 48 % sound an octave below their key, 29 % at it,
-  5 % two octaves below (183 voices, drawn as bench/recordings.py does). The retrieval
-  index alone could not tell them apart (its distances at both keys chose right for 40 %,
-  below the 48 % of always guessing an octave up); program.py plays both keys' candidates
-  and keeps the key that matches better (figures/table_recordings.md says how often that is
-  right); the output line says key and pitch, and ``--note`` sets the key;
+- **key**: the equal-tempered note nearest to its heard pitch (companion.data.pitch.
+  heard_pitch: pYIN over the first second of the held part, at least PITCH_MIN_S of it), 60
+  with no pitch: the key a musician presses to play it. Which key a DX7 played the sound
+  at cannot be known from it (a voice's transpose and ratios trade against the key exactly:
+  of test voices played at random keys about half sound an octave below their key), and
+  does not matter: program.py finds its candidates at whatever key they match and moves
+  the difference into the voice's transpose, so that the voice plays the recording at this
+  key. ``note`` given means "it was played at that key": the voice then plays it there;
 - **level**: its RMS in dBFS, reported; the loss compares shapes at equal RMS
   (companion.matching.loss), so a recording's gain does not matter and the voice keeps a
   normal DX7 loudness.
 
 Every estimate is overridden by the caller's value when given (``note``, ``velocity``,
-``hold_s``). Shapes: audio (T,) float32 mono at the project's 22 050 Hz.
+``hold_s``, ``onset_s``: a voice whose envelope waits before it sounds is otherwise read as a
+note that starts late). Shapes: audio (T,) float32 mono at the project's 22 050 Hz.
 """
 
 from __future__ import annotations
@@ -41,11 +41,12 @@ import numpy as np
 
 from companion.config import AudioConfig
 from companion.data.audio import SILENCE, AudioError, read_mono
-from companion.data.pitch import estimate_pitch
+from companion.data.pitch import estimate_pitch, heard_pitch, note_name, note_of
 from companion.data.render import Play
-from companion.matching.tuning import note_of
 
 PRE_S = 0.1  # s of the recording kept before its onset (a slow attack starts before it)
+PITCH_MIN_S = 0.5  # s: the pitch is read over the held part, at least this long (a key-up
+# read too early, as on a pitched drum, would leave it a frame of the attack)
 MAX_S = 8.0  # s: a longer note is matched on its first MAX_S
 MIN_S = 0.001  # s: less sound than this (22 samples) is not a note
 AFTER_S = 0.5  # s kept after the end of the note (where the recording has them)
@@ -75,12 +76,18 @@ class Take:
             most MAX_S), the recording's own level.
         play: how a candidate is played to be compared with ``audio`` (key, velocity, hold,
             key-on offset in samples, length in samples).
-        onset_s: the note's start in the file, s. pitch_hz: its pitch (NaN: none).
+        onset_s: the note's start (key-on) in the file, s. pitch_hz: its heard pitch (pYIN
+            where the key was read, YIN where it was given; NaN: none).
         level_db: RMS of ``audio`` in dBFS. file_s: the file's length, s.
         cut: the recording goes on after what is matched (a longer note or more notes).
-        estimated: which of note, velocity and hold were estimated (the others were given).
+        estimated: which of note, velocity, hold and onset were estimated (the others were
+            given).
         level_known: the audio is at the voice's own level (a render as the project makes
             it), so candidates are compared at theirs; a recording's level is arbitrary.
+        pitches: every estimate of its pitch, Hz (pYIN's where the key was read, then YIN's,
+            which the retrieval index reads its voices' pitches with): voices are compared
+            with it at the keys of each.
+        start: the sample of the file where ``audio`` begins.
     """
 
     path: Path
@@ -93,20 +100,30 @@ class Take:
     cut: bool
     estimated: tuple[str, ...] = ()
     level_known: bool = False
+    pitches: tuple[float, ...] = ()
+    start: int = 0
+
+    @property
+    def key_on_s(self) -> float:
+        """The key-on the take is played with, s from the file's start (the onset found, or
+        as moved by the engine's fit, or as given)."""
+        return (self.start + self.play.offset) / self.play.sample_rate
 
     def describe(self) -> str:
-        """What was read, for the output line: ``note 48 (131 Hz, estimated), onset 0.21 s,
-        key held 1.20 s (estimated), level -14 dBFS, 2.6 s matched``."""
+        """How the voice plays the recording, for the output line: ``plays at key 57 (A3,
+        220 Hz), velocity 100 (estimated), key-on 0.21 s (estimated), key held 1.20 s
+        (estimated), level -14 dBFS, 2.6 s matched``."""
         p = self.play
-        pitch = f"{self.pitch_hz:.0f} Hz" if np.isfinite(self.pitch_hz) else "no pitch"
-        note = f"note {p.note} ({pitch}{', estimated' if 'note' in self.estimated else ''})"
-        hold = f"key held {p.hold_s:.2f} s{' (estimated)' if 'hold' in self.estimated else ''}"
+        est = lambda what: " (estimated)" if what in self.estimated else ""  # noqa: E731
+        hz = f"{self.pitch_hz:.0f} Hz" if np.isfinite(self.pitch_hz) else "no pitch"
+        key = (f"plays at key {p.note} ({note_name(p.note)}, {hz})" if "note" in self.estimated
+               else f"plays at key {p.note} ({note_name(p.note)}, as given; sounds {hz})")
         matched = p.length / p.sample_rate
         tail = (f"first {matched:.1f} s of {self.file_s:.1f} s matched" if self.cut
                 else f"{matched:.1f} s matched")  # fmt: skip
-        vel = f"velocity {p.velocity}{' (estimated)' if 'velocity' in self.estimated else ''}"
-        return (f"{note}, {vel}, onset {self.onset_s:.2f} s, {hold}, "
-                f"level {self.level_db:.0f} dBFS, {tail}")  # fmt: skip
+        return (f"{key}, velocity {p.velocity}{est('velocity')}, key-on {self.key_on_s:.3f} s"
+                f"{est('onset')}, key held {p.hold_s:.2f} s{est('hold')}, level "
+                f"{self.level_db:.0f} dBFS, {tail}")  # fmt: skip
 
 
 def frames_db(audio: np.ndarray, hop: int, frame: int) -> np.ndarray:
@@ -230,19 +247,21 @@ def find_key_up(env: np.ndarray, start: int, end: int, hop_s: float) -> int:
 
 def read_take(path: str | Path, cfg: AudioConfig = AudioConfig(), note: int | None = None,
               velocity: int | None = None, hold_s: float | None = None,
-              audio: np.ndarray | None = None, level_known: bool = False) -> Take:  # fmt: skip
+              audio: np.ndarray | None = None, level_known: bool = False,
+              onset_s: float | None = None) -> Take:  # fmt: skip
     """Read a recording as a note (see the module docstring).
 
     Args:
         path: an audio file (any format soundfile reads); names the take.
-        note, velocity, hold_s: given values (None: estimated; velocity then 85, since a
-            recording's level does not tell it: program.py chooses it with the engine).
+        note, velocity, hold_s, onset_s: given values (None: estimated; velocity then 85,
+            since a recording's level does not tell it: program.py chooses it with the
+            engine). onset_s: the key-on, s from the file's start.
         audio: the recording already loaded, (T,) float32 mono at cfg.sample_rate (then
             ``path`` only names it).
         level_known: see Take.
 
     Raises:
-        AudioError: unreadable, silent, or too short to be a note.
+        AudioError: unreadable, silent, too short to be a note, or an onset beyond its end.
     """
     path = Path(path)
     sr = cfg.sample_rate
@@ -255,7 +274,13 @@ def read_take(path: str | Path, cfg: AudioConfig = AudioConfig(), note: int | No
         raise AudioError(f"{path}: audio is silent (peak below {SILENCE:g})")
     onset_env = onset_envelope(audio)
     noise = noise_floor_db(onset_env)
-    onset = find_onset(audio, onset_env)
+    if onset_s is None:
+        onset = find_onset(audio, onset_env)
+    else:
+        onset = round(onset_s * sr)
+        if not 0 <= onset < len(audio) or np.abs(audio[onset:]).max() < SILENCE:
+            raise AudioError(f"{path}: no sound after the onset given ({onset_s:g} s; the "
+                             f"file is {file_s:.2f} s long)")  # fmt: skip
     begin = max(0, onset - round(PRE_S * sr))
     # the envelope from the onset on: the end of the first note, then its key-up
     note_audio = audio[onset:]
@@ -283,20 +308,30 @@ def read_take(path: str | Path, cfg: AudioConfig = AudioConfig(), note: int | No
         hold_s = max(0.05, drop / sr)
         estimated.append("hold")
     segment = audio[begin : onset + end_sample].astype(np.float32)
-    held_end = onset + round(min(hold_s, end_sample / sr) * sr)
-    pitch = estimate_pitch(audio, sr, start=onset + round(0.05 * sr), end=held_end)
+    held_end = onset + round(min(max(hold_s, PITCH_MIN_S), end_sample / sr) * sr)
+    # YIN reads pitches as the retrieval index reads its voices'; where the key is not given,
+    # pYIN names the note (it chooses the octave far more steadily, and costs 0.2 s)
+    yin = estimate_pitch(audio, sr, start=onset + round(0.05 * sr), end=held_end)
+    pitch = yin
     if note is None:
+        # where YIN finds no steady pitch, pYIN's must be steady (noise is not a note)
+        pitch = heard_pitch(audio, sr, onset + round(0.05 * sr), held_end,
+                            steady=not np.isfinite(yin))  # fmt: skip
         note = note_of(pitch)
         estimated.append("note")
     if velocity is None:
         velocity = 85
         estimated.append("velocity")
+    if onset_s is None:
+        estimated.append("onset")
     rms = float(np.sqrt(np.mean(np.square(segment, dtype=np.float64))))
     play = Play(note=int(note), velocity=int(velocity), hold_s=float(hold_s),
                 offset=onset - begin, length=len(segment), sample_rate=sr)  # fmt: skip
     return Take(path=path, audio=segment, play=play, onset_s=onset / sr, pitch_hz=pitch,
                 level_db=20 * np.log10(max(rms, 1e-12)), file_s=file_s, cut=cut,
-                estimated=tuple(estimated), level_known=level_known)  # fmt: skip
+                estimated=tuple(estimated), level_known=level_known,
+                pitches=tuple(dict.fromkeys(p for p in (pitch, yin) if np.isfinite(p))),
+                start=begin)  # fmt: skip
 
 
 __all__ = ["MAX_S", "PRE_S", "Take", "find_end", "find_key_up", "find_onset", "read_take"]

@@ -2,8 +2,9 @@
 
 A musician uploads a recording, chooses the quality and how many alternatives to offer, and
 gets, in the page: the input and the voice heard and seen (players and log-mel spectrograms),
-what was read from the recording (key, velocity, key-up, level), and download links for the
-voice (a single-voice .syx for Dexed or a DX7) and the bank of alternatives. A file that cannot
+how the voice plays the recording (at the key of the note heard, its velocity, key-on and
+key-up), and download links for the voice (a single-voice .syx for Dexed or a DX7) and the
+bank of alternatives. A file that cannot
 be used (text, silence, an unreadable file) and any failure of the matcher are a message in the
 page, never a traceback, and the panel goes on serving the next upload.
 """
