@@ -45,7 +45,8 @@ setup-test-system:
 # soundfont, FluidSynth) and a clarinet (Faust physical model, DawDreamer). With a cartridge
 # library (CARTRIDGES or COMPANION_CARTRIDGES), its preset database is built once and used as
 # program's --library (its retrieval index is built on first use, about 3.5 min for 27k voices
-# on 2 cores, with a progress bar). QUALITY=fast|good|best (default best: about 5 s a sound).
+# on 2 cores, with a progress bar); without one, `companion library get` fetches the public
+# collection once (15 MB, then the same build) and program uses it. QUALITY=fast|good|best (default best: about 5 s a sound).
 # NOTE=N: the key you played it at, where the voice will play it (default auto: the note of
 # its pitch, the key a musician presses for it); VARIANTS=N: also a bank of the N best
 # distinct answers (NAME-variants.syx).
@@ -54,9 +55,14 @@ QUALITY ?= best
 NOTE ?= auto
 VARIANTS ?= 0
 LIBRARY_DB := $(if $(CARTRIDGES),$(DATA)/presets.sqlite)
+# the preset database of CARTRIDGES, built once; without CARTRIDGES the public DX7 collection,
+# downloaded and built once by `companion library get` (offline: its one line, then program
+# goes on without a library)
+GET_LIBRARY = $(if $(LIBRARY_DB),@test -f $(LIBRARY_DB) || $(BIN)/companion presets build \
+  --cartridges "$(CARTRIDGES)" --db $(LIBRARY_DB),@$(BIN)/companion library get || true)
 demo: setup
 	@mkdir -p $(DATA)/demo
-	$(if $(LIBRARY_DB),@test -f $(LIBRARY_DB) || $(BIN)/companion presets build --cartridges "$(CARTRIDGES)" --db $(LIBRARY_DB))
+	$(GET_LIBRARY)
 	$(if $(INPUT),,$(BIN)/companion sounds gm-violin faust-clarinet --out-dir $(DATA)/demo)
 	$(BIN)/companion program $(if $(INPUT),"$(INPUT)",$(DATA)/demo/gm-violin.wav $(DATA)/demo/faust-clarinet.wav) --out-dir $(DATA)/demo/out --wav --png --quality $(QUALITY) --note $(NOTE) --variants $(VARIANTS) --overwrite $(if $(LIBRARY_DB),--library $(LIBRARY_DB))
 
@@ -98,10 +104,11 @@ check-cartridges:
 
 # The web app: notebook 08 served by Voila on http://127.0.0.1:$(PORT) (upload a sound, hear and
 # download its DX7 voice; code hidden; settings in notebooks/voila.json). With a cartridge library (CARTRIDGES), its preset
-# database is built once and matched against, as in `make demo`.
+# database is built once and matched against; without, the library of `companion library get`,
+# as in `make demo`.
 PORT ?= 8866
 app: setup
-	$(if $(LIBRARY_DB),@test -f $(LIBRARY_DB) || $(BIN)/companion presets build --cartridges "$(CARTRIDGES)" --db $(LIBRARY_DB))
+	$(GET_LIBRARY)
 	cd notebooks && $(if $(LIBRARY_DB),COMPANION_LIBRARY="$(abspath $(LIBRARY_DB))") ../$(BIN)/voila 08_explorer.ipynb --port=$(PORT)
 
 # The README's results, written from figures/*.csv (tests/test_readme.py checks they agree).

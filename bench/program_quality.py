@@ -13,7 +13,9 @@ library is the train split: no test voice is ever retrieved. Rows, all in this r
   frame), computed against every train voice, no index;
 - exhaustive top 16 + selection: its 16 nearest, the best chosen by rendering them
   (companion.matching.loss);
-- `program` at each quality (and the search designs asked for), through the retrieval index.
+- `program` at each quality (and the search designs asked for), through the retrieval index;
+  by default also `best` with no library (what a user without cartridges gets) and `best`
+  with a library of 4,096 voices the model generates from its prior (``generated_library``).
 
 Columns: the paper's audio metrics at the input's key (spectral convergence SC, MAE of log10
 |STFT|, MAE of 13 MFCCs), the share of near-exact answers (SC < 0.05) and of voices recovered
@@ -65,10 +67,17 @@ TARGETS = [
     ("other instruments", "program best", EXH16, "mfcc", 0.7),
 ]
 LEARN = np.array(LEARNABLE)
-DESIGNS = {  # search variants measured beside the qualities: (quality, refine options)
-    "best-noprune": ("best", {"prune": False}),
-    "best-nocross": ("best", {"crossover": False}),
+# search variants measured beside the qualities: (quality, refine options, library): the
+# library is the train split's index ("train"), none, or voices the model generates
+# ("generated": GENERATED voices sampled from its latent prior, rendered and indexed here)
+DESIGNS = {
+    "best-noprune": ("best", {"prune": False}, "train"),
+    "best-nocross": ("best", {"crossover": False}, "train"),
+    "fast-nolibrary": ("fast", {}, None),
+    "best-nolibrary": ("best", {}, None),
+    "best-generated": ("best", {}, "generated"),
 }
+GENERATED = 4096
 
 
 def metrics(target: np.ndarray, render: np.ndarray) -> dict[str, float]:
@@ -124,6 +133,28 @@ class Train:
         return int((self.values[:, LEARN] != values[LEARN]).sum(1).min())
 
 
+def generated_library(n: int, seed: int = 0) -> Index:
+    """An index of ``n`` voices sampled from the shipped model's latent prior (duplicates
+    dropped), written as banks into the cache folder and indexed there: the library a user
+    without cartridges could have. Built once per process."""
+    global _GENERATED
+    if _GENERATED is None:
+        from companion.latent.interpolate import Latent
+        from companion.matching.index import cache_dir
+
+        values = np.unique(Latent().sample(n, seed), axis=0)
+        voices = [Voice.from_values(v, f"GEN {k:04d}") for k, v in enumerate(values)]
+        folder = cache_dir() / "bench-generated" / f"prior-{n}-{seed}"
+        if not folder.is_dir():
+            folder.mkdir(parents=True)
+            presets.export(voices, folder / "generated.syx")
+        _GENERATED = Index.open(folder, progress=True)
+    return _GENERATED
+
+
+_GENERATED: Index | None = None
+
+
 def measure(targets: dict, train: Train, index: Index, methods: list[str],
             jobs: int | None) -> tuple[list[dict], dict]:  # fmt: skip
     """One row per (method, target): metrics at the input's key and, for test voices (whose
@@ -160,9 +191,14 @@ def measure(targets: dict, train: Train, index: Index, methods: list[str],
         losses = Target(audio).loss(np.stack([renderer.render(v) for v in voices]))
         add(EXH16, name, voices[int(np.argmin(losses))], 16, t1 + time.perf_counter() - t0)
     for method in methods:
-        quality, options = DESIGNS.get(method, (method, {}))
+        quality, options, library = DESIGNS.get(method, (method, {}, "train"))
         t0 = time.perf_counter()
-        with Programmer(library=index, quality=quality, jobs=jobs, split="train") as prog:
+        if library == "generated":
+            library = generated_library(GENERATED)
+        elif library == "train":
+            library = index
+        split = "train" if library is index else None
+        with Programmer(library=library, quality=quality, jobs=jobs, split=split) as prog:
             prog.search_options = options
             prog.warm_up()
             loads[f"program {method}"] = time.perf_counter() - t0
@@ -209,7 +245,8 @@ def main() -> None:
     ap.add_argument("--db", required=True, help="preset database of the whole library")
     ap.add_argument("--voices", type=int, default=200, help="test-split voices")
     ap.add_argument("--sources", nargs="*", default=SOURCES, help="other instruments")
-    ap.add_argument("--qualities", nargs="+", default=["fast", "best"],
+    ap.add_argument("--qualities", nargs="+",
+                    default=["fast", "best", "best-nolibrary", "best-generated"],
                     help=f"qualities, or search designs: {', '.join(DESIGNS)}")  # fmt: skip
     ap.add_argument("--jobs", type=int)
     ap.add_argument("--seed", type=int, default=0, help="draws the test voices")
@@ -254,6 +291,17 @@ def main() -> None:
         mark = "met" if hi <= limit else ("met on the mean" if r <= limit else "MISSED")
         lines.append(f"{where}: {row} / {base} on {col}: {r:.2f} [95 % CI {lo:.2f}-{hi:.2f}] "
                      f"(target <= {limit}): {mark}")  # fmt: skip
+    # what a library is worth (information, no target): no library and a generated one
+    # against the library, and the generated one against none
+    for row, base in (("program best-nolibrary", "program best"),
+                      ("program best-generated", "program best"),
+                      ("program best-generated", "program best-nolibrary")):  # fmt: skip
+        for where in sets:
+            have = overall[overall["set"] == where]["method"]
+            if (have == row).any() and (have == base).any():
+                r, lo, hi = ratio_ci(overall, where, row, base, "sc")
+                lines.append(f"{where}: {row} / {base} on sc: {r:.2f} "
+                             f"[95 % CI {lo:.2f}-{hi:.2f}] (information)")  # fmt: skip
     for where, row in (("test voices", "program best"),):
         sel = t[(t["set"] == where) & (t["bucket"] == "all") & (t["method"] == row)]
         if len(sel):

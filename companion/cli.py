@@ -52,10 +52,16 @@ _READS = {
 }
 _DEFAULT_READS = {
     "cartridges": lambda: os.environ.get("COMPANION_CARTRIDGES"),
-    "library": lambda: os.environ.get("COMPANION_LIBRARY"),
+    "library": lambda: _default_library().path,
     "model": lambda: _default_model(),
     "run": lambda: _default_model(),
 }
+
+
+def _default_library():
+    from companion.data import library
+
+    return library.find()
 
 
 def _default_model() -> Path:
@@ -264,7 +270,8 @@ def _train(args) -> None:
 
     last = train.train(args.config, args.data, args.out, encoding=args.representation,
                        notes=args.notes, epochs=args.epochs, resume=args.resume,
-                       device=args.device, regression=args.regression)  # fmt: skip
+                       device=args.device, regression=args.regression,
+                       progress=sys.stderr.isatty())  # fmt: skip
     print(json.dumps({"run": args.out, **last}, indent=1))
 
 
@@ -293,19 +300,22 @@ def _numbers(kind):
 
 
 def _program(args) -> None:
+    from companion.data import library
     from companion.matching import program
+
+    found = library.find(args.library) if args.library != "none" else library.Found(None)
 
     def report(r) -> None:  # a line as each input is done: that is the progress shown
         if r.error:
             print(f"companion: error: {r.error}", file=sys.stderr)
-        else:
-            print(r.summary(), flush=True)
+        else:  # the line ends with the library it was matched against
+            print(f"{r.summary()}; {found.short()}", flush=True)
 
     one = lambda v: v[0] if isinstance(v, list) and len(v) == 1 else v  # noqa: E731
     results = program.program(args.inputs, args.out_dir, model=args.model, note=one(args.note),
                               velocity=one(args.velocity), hold=one(args.hold),
                               onset=one(args.onset),
-                              quality=args.quality, budget=args.budget, library=args.library,
+                              quality=args.quality, budget=args.budget, library=found.path,
                               jobs=args.jobs, candidates=args.candidates, tune=not args.no_tune,
                               wav=args.wav, png=args.png, seed=args.seed, progress=False,
                               together=args.together, variants=args.variants,
@@ -313,6 +323,26 @@ def _program(args) -> None:
                               index_progress=sys.stderr.isatty())  # fmt: skip
     if any(r.error for r in results):
         raise SystemExit(1)
+
+
+def _library_get(args) -> None:
+    from companion.data import library
+
+    library.get(library.source(args.url, args.sha256), progress=sys.stderr.isatty())
+
+
+def _library_use(args) -> None:
+    from companion.data import library
+
+    path = library.use(args.folder)
+    print(f"{path}: program, the app and the notebooks use it when no --library is given "
+          f"(remembered in {library.config_file()})")
+
+
+def _library_info(args) -> None:
+    from companion.data import library
+
+    print(library.find().describe())
 
 
 def _render(args) -> None:
@@ -364,7 +394,8 @@ def _render(args) -> None:
 def _evaluate(args) -> None:
     from companion.evaluation import paper_table
 
-    paper_table.evaluate(args.run, args.data, args.out, limit=args.limit or None)
+    paper_table.evaluate(args.run, args.data, args.out, limit=args.limit or None,
+                         progress=sys.stderr.isatty())
     print(open(Path(args.out) / "table_main.md").read())
 
 
@@ -497,6 +528,22 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     t.set_defaults(func=_train)
 
+    lib = sub.add_parser("library", help="the DX7 library program matches against "
+                         "without --library").add_subparsers(dest="action", required=True)
+    lg = lib.add_parser("get", help="download, verify and build the public DX7 collection "
+                        "(15 MB, once) in the user's data folder")  # fmt: skip
+    lg.add_argument("--url", help="where to download it (default: $COMPANION_LIBRARY_URL, "
+                    "else GitHub's archive of the pinned commit)")  # fmt: skip
+    lg.add_argument("--sha256", help="the content hash its .syx files must have (default: "
+                    "$COMPANION_LIBRARY_SHA256, else the pinned collection's)")  # fmt: skip
+    lg.set_defaults(func=_library_get)
+    lu = lib.add_parser("use", help="remember a folder of .syx cartridges (or a preset "
+                        "database) as the library")  # fmt: skip
+    lu.add_argument("folder")
+    lu.set_defaults(func=_library_use)
+    lib.add_parser("info", help="which library program uses, and how it was found"
+                   ).set_defaults(func=_library_info)  # fmt: skip
+
     g = sub.add_parser("program", help="audio file(s) -> DX7 voice(s) (.syx)")
     g.add_argument(
         "inputs", nargs="+", metavar="INPUT", help="audio files (wav, flac, ogg, mp3...)"
@@ -509,7 +556,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--budget", type=float, help="seconds per sound (default: the quality's)")
     g.add_argument("--library", help="preset database or cartridge folder: the voices whose "
                    "sound is nearest to the input join the candidates (its retrieval index is "
-                   "built on first use); default $COMPANION_LIBRARY")  # fmt: skip
+                   "built on first use); 'none' for none; default: $COMPANION_LIBRARY, else "
+                   "the folder of `companion library use`, else the library of `companion "
+                   "library get`")  # fmt: skip
     g.add_argument("--note", type=_note, default="auto",
                    help="the key it was played at: the voice plays it there (default auto: "
                    "the note of its pitch, the key a musician presses for it; 60 without a "

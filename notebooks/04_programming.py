@@ -47,6 +47,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import soundfile as sf
 import torch
 
@@ -61,6 +62,7 @@ from companion.dx7.sysex import single_voice_message
 from companion.dx7.voice import Voice
 from companion.evaluation.metrics import audio_metrics
 from companion.evaluation.recordings import RATE, as_recorded, draw, level_matched, record
+from companion.evaluation.tables import markdown
 from companion.io import write_atomic, write_audio
 from companion.matching.program import Programmer
 from companion.matching.variants import DISTINCT_DB
@@ -129,12 +131,7 @@ for i in picked:
     table.append(row)
 
 # %%
-keys = list(table[0])
-lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-for row in table:
-    lines.append("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v)
-                                   for v in row.values()) + " |")  # fmt: skip
-table_md = "\n".join(lines)
+table_md = markdown(pd.DataFrame(table))
 write_atomic(out / "programming.md", (table_md + "\n").encode())
 print(table_md)
 print(f"audio, voices and spectrograms in {out}")
@@ -213,10 +210,8 @@ if six_run is not None and (six_run / "model.yaml").exists() and (six_ds / "stat
             row[f"{name} log-mel dist. (dB)"] = float((full.spectrogram(got) - target).abs().mean())
         dyn.append(row)
     print(f"voice {vid:06d} '{original.display_name}' (spread {spread[pick]:.1f} dB)")
-    lines = ["| " + " | ".join(dyn[0]) + " |", "|" + "---|" * len(dyn[0])]
-    lines += ["| " + " | ".join(f"{v:.2f}" if isinstance(v, float) else str(v)
-                                for v in r.values()) + " |" for r in dyn]  # fmt: skip
-    write_atomic(out / "dynamics.md", ("\n".join(lines) + "\n").encode())
+    dyn_md = markdown(pd.DataFrame(dyn), digits=2)
+    write_atomic(out / "dynamics.md", dyn_md + "\n")
     site["dynamics"] = {
         "title": "Learning from multiple notes",
         "intro": f"Test voice {vid:06d} '{original.display_name}', whose sound changes most with "
@@ -230,7 +225,7 @@ if six_run is not None and (six_run / "model.yaml").exists() and (six_ds / "stat
                              "png": str(out / f"{vid:06d}_vel{v:03d}_{name}.png")}
                             for v in (20, 64, 127)]}
                  for name in ("original", "one-note", "six-note")]}  # fmt: skip
-    print("\n".join(lines))
+    print(dyn_md)
     fig, axes = plt.subplots(3, 3, figsize=(10, 6))
     for r, name in enumerate(("original", "one-note", "six-note")):
         for c, vel in enumerate((20, 64, 127)):
@@ -312,11 +307,9 @@ for voice_id, original in pool.items():
     if r.variants:
         shown_variants = (vid, original, heard, r, printed)
 if rec_rows:
-    lines = ["| " + " | ".join(rec_table[0]) + " |", "|" + "---|" * len(rec_table[0])]
-    lines += ["| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v)
-                                for v in row.values()) + " |" for row in rec_table]  # fmt: skip
-    write_atomic(rec_dir / "recordings.md", ("\n".join(lines) + "\n").encode())
-    print("\n".join(lines))
+    rec_md = markdown(pd.DataFrame(rec_table))
+    write_atomic(rec_dir / "recordings.md", rec_md + "\n")
+    print(rec_md)
     site["recordings"] = {
         "title": "Recordings like a user's",
         "intro": "Test voices recorded the way a user has them (a key from 36 to 84, velocity 50 "

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -27,7 +27,8 @@
 # one, only the upload and new voices are shown), `model` (a model folder; empty: the shipped
 # model, companion/models/default, when its spectrogram settings match the dataset's, else the
 # NumCat++ run of notebook 02), `library` (a preset database or cartridge folder for the
-# upload's matching; empty: $COMPANION_LIBRARY, which `make app` sets).
+# upload's matching; empty: $COMPANION_LIBRARY, else the folder of `companion library use`,
+# else the library of `companion library get`).
 
 # %% tags=["parameters"]
 config = "smoke"

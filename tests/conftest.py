@@ -4,6 +4,7 @@ library when COMPANION_CARTRIDGES is set (CI sets it; there the library tests mu
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,14 @@ def make_fixture_voices(n: int = 40, seed: int = 0) -> list[Voice]:
 
 
 FIXTURE_VOICES = make_fixture_voices()
+
+# The tests never see the user's own library (`companion library get` / `use`, or
+# $COMPANION_LIBRARY): the data and config folders are fresh ones for the session, inherited by
+# every command a test runs. A test that wants a library makes one.
+_HOME = Path(tempfile.mkdtemp(prefix="companion-tests-"))
+os.environ["XDG_DATA_HOME"] = str(_HOME / "data")
+os.environ["XDG_CONFIG_HOME"] = str(_HOME / "config")
+os.environ.pop("COMPANION_LIBRARY", None)
 
 
 def designed_voices(n: int = 32, seed: int = 3) -> list:

@@ -65,6 +65,49 @@ def test_panel_upload(tmp_path, smoke_run):
     assert "first" in upload(sounds["long"]) and "of 600.0 s matched" in panel.status.value
 
 
+def test_panel_takes_the_users_cartridges(tmp_path, smoke_run, cartridges):
+    """A zip of the user's cartridges becomes the library matched against; an unsafe zip or a
+    file that is not a cartridge is a message naming it."""
+    import io
+    import zipfile
+
+    from companion.publishing.app import app_panel
+
+    panel = app_panel(smoke_run[1], quality="fast")
+    assert "no library" in panel.library.value and panel.prog.index is None
+
+    def upload(*files: tuple[str, bytes]) -> str:
+        panel.cartridges.value = tuple({"name": n, "type": "", "size": len(b),
+                                        "content": memoryview(b),
+                                        "last_modified": datetime.now(UTC)}
+                                       for n, b in files)  # fmt: skip
+        return panel.status.value
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for p in sorted(cartridges[0].rglob("*")):
+            if p.suffix.lower() == ".syx":
+                zf.write(p, f"my carts/{p.relative_to(cartridges[0])}")
+    assert "matching against" in upload(("my carts.zip", buf.getvalue())), panel.status.value
+    n = len(panel.prog.index)
+    assert n == cartridges[1]["unique"] and f"{n} voices" in panel.library.value
+    assert "loss" in panel_upload_note(panel, tmp_path)
+    evil = io.BytesIO()
+    with zipfile.ZipFile(evil, "w") as zf:
+        zf.writestr("../../evil.syx", b"x")
+    assert "evil.zip" in upload(("evil.zip", evil.getvalue())) and "refused" in panel.status.value
+    assert "/tmp" not in panel.status.value and len(panel.prog.index) == n  # the library stays
+    assert "notes.txt: not a .syx" in upload(("notes.txt", b"hello"))
+
+
+def panel_upload_note(panel, folder: Path) -> str:
+    path = _sounds(folder)["note"]
+    panel.upload.value = ({"name": path.name, "type": "audio/wav", "size": 0,
+                           "content": memoryview(path.read_bytes()),
+                           "last_modified": datetime.now(UTC)},)  # fmt: skip
+    return panel.status.value
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -430,6 +430,12 @@ def test_demo_passes_its_variables_to_program():
                              capture_output=True, text=True, check=True).stdout  # fmt: skip
     line = next(x for x in default.splitlines() if " program " in x)
     assert "--note auto" in line and "--quality best" in line and "gm-violin.wav" in line
+    # no cartridges: the public collection first (once; offline it goes on without)
+    assert "companion library get || true" in default and "--library" not in line
+    mine = subprocess.run(["make", "-n", "-C", str(root), "demo", "CARTRIDGES=/my/carts"],
+                          capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert "presets build --cartridges \"/my/carts\"" in mine and "library get" not in mine
+    assert "--library data/presets.sqlite" in next(x for x in mine.splitlines() if " program " in x)
 
 
 @pytest.fixture(scope="module")

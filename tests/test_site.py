@@ -119,3 +119,31 @@ def test_executed_notebooks_become_pages(tmp_path):
     _executed(executed / "02_train.ipynb", [error])
     with pytest.raises(ValueError, match="02_train.ipynb: an output holds a traceback"):
         notebook_pages.write_pages(executed, out)
+
+
+def test_a_dense_plot_is_embedded_lighter():
+    """A notebook's 200-dpi spectrogram grid (megabytes of PNG) is embedded at a width that
+    reads, several times lighter, and still an image of the same aspect."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from companion.publishing.notebook_pages import MAX_WIDTH, lighter
+
+    fig, axes = plt.subplots(3, 3, figsize=(10, 9))
+    rng = np.random.default_rng(0)
+    for ax in axes.flat:
+        ax.imshow(rng.normal(size=(128, 200)).cumsum(1), aspect="auto", origin="lower")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=200)
+    plt.close(fig)
+    png = buf.getvalue()
+    mime, small = lighter(png)
+    img = Image.open(io.BytesIO(small))
+    assert mime in ("image/png", "image/jpeg") and img.format == mime.split("/")[1].upper()
+    assert img.width == MAX_WIDTH and abs(img.height / img.width - 1800 / 2000) < 0.01
+    assert len(small) < len(png) / 3

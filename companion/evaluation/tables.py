@@ -31,6 +31,16 @@ def cell(value, digits: int = 3) -> str:
     return str(value)
 
 
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]<>|"})
+
+
+def md_text(text: str) -> str:
+    """Text as it reads in a Markdown table cell: a voice named ``BRASS\\1`` or ``*PIANO*``
+    prints as it is, not as an escape or emphasis (backslashes, backquotes, ``*_[]<>|``
+    escaped)."""
+    return str(text).translate(_MD_SPECIAL)
+
+
 def markdown(frame: pd.DataFrame, digits: int = 3) -> str:
     """A GitHub pipe table of ``frame`` (index left out), cells formatted by ``cell``.
 
@@ -40,7 +50,7 @@ def markdown(frame: pd.DataFrame, digits: int = 3) -> str:
     head = [str(c) for c in frame.columns]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in frame.itertuples(index=False):
-        lines.append("| " + " | ".join(cell(v, digits).replace("|", "\\|") for v in row) + " |")
+        lines.append("| " + " | ".join(md_text(cell(v, digits)) for v in row) + " |")
     return "\n".join(lines)
 
 

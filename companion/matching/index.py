@@ -125,9 +125,11 @@ def database_hash(db: str | os.PathLike) -> str:
 
 
 def cache_dir() -> Path:
-    """$XDG_CACHE_HOME/companion (default ~/.cache/companion)."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "companion"
+    """The user's cache folder for companion (platformdirs; on Linux $XDG_CACHE_HOME/companion,
+    default ~/.cache/companion)."""
+    import platformdirs
+
+    return platformdirs.user_cache_path("companion")
 
 
 def index_path(db: str | os.PathLike) -> Path:
@@ -348,8 +350,9 @@ class Index:
         con.close()
         cores = processes or default_processes()
         guess = n * BUILD_S_PER_VOICE / cores + 5.0  # renders over the cores, then the PCA
+        when = f"{guess:.0f} s" if guess < 90 else f"{round(guess / 60)} min"
         print(f"companion: building the retrieval index of {db} ({reason}) -> {path}: "
-              f"{n} voices, about {max(1, round(guess / 60))} min on {cores} cores, once",
+              f"{n} voices, about {when} on {cores} cores, once",
               file=sys.stderr, flush=True)  # fmt: skip
         t0 = time.perf_counter()
         data = build_index(db, path, wanted, progress, processes)

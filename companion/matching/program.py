@@ -180,8 +180,8 @@ class Programmer:
             search, no pool of processes).
         seed: seeds the latent samples; with the same seed and no time limit the result is
             the same whatever the number of processes.
-        library: a preset database, a cartridge folder or an Index (None: $COMPANION_LIBRARY
-            if set, else no retrieval).
+        library: a preset database, a cartridge folder or an Index (None: no retrieval; the
+            command, the app and the notebooks pass companion.data.library.find()'s).
         quality: fast, good or best (see QUALITIES).
         jobs: engine processes (None: one per core).
         budget: seconds per input (None: the quality's; inf: no time limit, evaluations only).
@@ -212,8 +212,6 @@ class Programmer:
         self.mean, self.std = self.meta["stats"]["mean_db"], self.meta["stats"]["std_db"]
         self.network_only = candidates == 1
         self.seed, self.jobs, self.split = seed, jobs, split
-        if library is None and os.environ.get("COMPANION_LIBRARY"):
-            library = os.environ["COMPANION_LIBRARY"]
         self.index = open_library(library, progress=progress)
         self._evaluator: Evaluator | None = None
         self.search_options: dict = {}  # refine's design options (bench/program_quality.py)

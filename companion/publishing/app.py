@@ -1,12 +1,13 @@
 """The web app's panel (notebook 08 served by Voila, ``make app``): a sound in, a DX7 voice out.
 
-A musician uploads a recording, chooses the quality and how many alternatives to offer, and
-gets, in the page: the input and the voice heard and seen (players and log-mel spectrograms),
-how the voice plays the recording (at the key of the note heard, its velocity, key-on and
-key-up), and download links for the voice (a single-voice .syx for Dexed or a DX7) and the
-bank of alternatives. A file that cannot
-be used (text, silence, an unreadable file) and any failure of the matcher are a message in the
-page, never a traceback, and the panel goes on serving the next upload.
+A musician uploads a recording (and, if they like, their own cartridges: .syx files or a zip,
+the library it is matched against; else the one companion.data.library finds), chooses the
+quality and how many alternatives to offer, and gets, in the page: the input and the voice
+heard and seen (players and log-mel spectrograms), how the voice plays the recording (at the
+key of the note heard, its velocity, key-on and key-up), and download links for the voice (a
+single-voice .syx for Dexed or a DX7) and the bank of alternatives. A file that cannot be used
+(text, silence, an unreadable file, an unsafe zip) and any failure of the matcher are a
+message in the page, never a traceback, and the panel goes on serving the next upload.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from pathlib import Path
 
 import ipywidgets as widgets
 
+from companion.data.library import find as find_library
+from companion.data.library import from_uploads
 from companion.dx7.sysex import bank_message, single_voice_message
 from companion.matching.outputs import bank
-from companion.matching.program import QUALITIES, Programmer
+from companion.matching.program import QUALITIES, Programmer, open_library
 from companion.publishing.explorer import Sound, download_link
 
 ACCEPT = ".wav,.flac,.ogg,.mp3,.aif,.aiff,audio/*"
@@ -39,12 +42,14 @@ class AppPanel(widgets.VBox):
 
     Args:
         model_dir: a model folder (None: the shipped model).
-        library: a preset database or cartridge folder (None: $COMPANION_LIBRARY if set).
+        library: a preset database or cartridge folder (None: the one companion.data.library
+            finds: $COMPANION_LIBRARY, `companion library use`, `companion library get`).
         quality: the initial choice.
     """
 
     def __init__(self, model_dir=None, library=None, quality: str = "fast"):
-        self.prog = Programmer(model_dir, library=library, quality=quality)
+        self.found = find_library(library)
+        self.prog = Programmer(model_dir, library=self.found.path, quality=quality)
         self.upload = widgets.FileUpload(accept=ACCEPT, multiple=False,
                                          description="a sound")  # fmt: skip
         self.quality = widgets.Dropdown(options=list(QUALITIES), value=quality,
@@ -55,14 +60,18 @@ class AppPanel(widgets.VBox):
                                    "(wav, flac, ogg, mp3)</span>")  # fmt: skip
         self.original, self.voice = Sound("your sound"), Sound("the DX7 voice")
         self.links = widgets.HTML()
-        library_text = "no library (pass one for far better matches)" if (
-            self.prog.index is None) else f"library: {len(self.prog.index)} voices"  # fmt: skip
+        library_text = self.found.describe() if self.prog.index is None else (
+            f"{self.found.describe()}: {len(self.prog.index)} voices")  # fmt: skip
+        self.library = widgets.HTML(f"<small>{html.escape(library_text)}</small>")
+        self.cartridges = widgets.FileUpload(accept=".syx,.zip", multiple=True,
+                                             description="your cartridges")  # fmt: skip
         super().__init__([
             widgets.HBox([self.upload, self.quality, self.variants]),
-            widgets.HTML(f"<small>{html.escape(library_text)}</small>"),
+            widgets.HBox([self.cartridges, self.library]),
             self.status, widgets.HBox([self.original, self.voice]), self.links,
         ])  # fmt: skip
         self.upload.observe(self._on_upload, names="value")
+        self.cartridges.observe(self._on_cartridges, names="value")
 
     def _say(self, text: str, error: bool = False) -> None:
         color = "#b00" if error else "inherit"
@@ -84,6 +93,24 @@ class AppPanel(widgets.VBox):
         except Exception as e:  # the page must keep serving; the server's log keeps the rest
             traceback.print_exc(file=sys.stderr)
             self._say(f"{name}: could not be programmed ({type(e).__name__}: {e})", error=True)
+
+    def _on_cartridges(self, change) -> None:
+        """The user's own .syx files or zips of them become the library matched against."""
+        files = [(str(f.get("name", "cartridge.syx")), bytes(f["content"])) for f in change["new"]]
+        if not files:
+            return
+        names = ", ".join(n for n, _ in files)
+        self._say(f"reading {names} ...")
+        try:
+            folder = from_uploads(files)
+            self.prog.index = open_library(folder)
+        except ValueError as e:  # the user's files: the reason, one line
+            self._say(str(e), error=True)
+            return
+        text = f"library: your cartridges ({names}): {len(self.prog.index)} voices"
+        self.library.value = f"<small>{html.escape(text)}</small>"
+        self._say(f"matching against {len(self.prog.index)} voices of {names}; upload a "
+                  "recording of one note")  # fmt: skip
 
     def program(self, content: bytes, name: str) -> None:
         """Program an uploaded file's bytes; fills the players, links and status."""
