@@ -394,13 +394,13 @@ def table(df, lib, together, retrieval) -> tuple[pd.DataFrame, list[str]]:
                      f"target >= {target} %: {verdict(v, lo, hi, target, below=False)}")
     lines.append(f"- silent answers: {int(df['silent'].sum())} (target 0)")
     for method, sel in df[df["pitched"]].groupby("method", sort=False):
-        out = sel[~sel["in_tune"]]
-        c = out["cents"].abs()
+        off_key = sel[~sel["in_tune"]]
+        c = off_key["cents"].abs()
         octave = ((c - 1200).abs() <= 100) | ((c - 2400).abs() <= 100)
-        lines.append(f"- {method}, out of tune ({len(out)} of {len(sel)}): an octave or two off "
-                     f"{int(octave.sum())}, otherwise off {int((c.notna() & ~octave).sum())} "
+        lines.append(f"- {method}, out of tune ({len(off_key)} of {len(sel)}): an octave or two "
+                     f"off {int(octave.sum())}, otherwise off {int((c.notna() & ~octave).sum())} "
                      f"(median {c[~octave].median():.0f} cents), no pitch heard "
-                     f"{int(c.isna().sum())}; their SC {out['sc'].mean():.3f}")  # fmt: skip
+                     f"{int(c.isna().sum())}; their SC {off_key['sc'].mean():.3f}")  # fmt: skip
     off = p["printed"] - p["heard"]
     lines.append(f"- where the printed key is not the heard note: an octave {100 * (off.abs() == 12).mean():.1f} %, "  # noqa: E501
                  f"otherwise {100 * ((off != 0) & (off.abs() != 12)).mean():.1f} %; printed key = "

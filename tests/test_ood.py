@@ -47,4 +47,4 @@ def test_evaluate_ood(smoke_run, tmp_path):
         assert per["program"]["log_stft_mae"] <= per["network"]["log_stft_mae"] + 0.05
     assert len(read_voices(tmp_path / "ood" / "gm-organ_program.syx")) == 1
     table = (tmp_path / "fig" / "table_ood.md").read_text()
-    assert "| gm-organ | retrieval |" in table and "| **mean** | program |" in table
+    assert "| gm-organ | retrieval |" in table and "| mean | program |" in table

@@ -75,7 +75,7 @@ def write_table(results: dict, head: str, out: Path) -> None:
     for method in METHODS:
         cols = [np.array([per[method][c] for per in results.values()]) for c, _ in COLUMNS]
         vals = [np.nanmean(v) if np.isfinite(v).any() else np.nan for v in cols]
-        means.append({"source": "**mean**", "method": method,
+        means.append({"source": "mean", "method": method,
                       **{t: v for (_, t), v in zip(COLUMNS, vals)}})  # fmt: skip
     data = rows.rename(columns={t: c for c, t in COLUMNS})
     tables.write_table(out / "table_ood", pd.concat([rows, pd.DataFrame(means)], ignore_index=True),
