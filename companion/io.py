@@ -46,6 +46,13 @@ _READ_FOLDERS: dict[str, str] = {}  # real path -> as named: a folder swapped wh
 _GROUP: list | None = None  # (temporary, path) of the files of a ``together`` block
 
 
+def safe_stem(name: str) -> str:
+    """A file stem from a user's file name (an upload's): letters, digits, '-', '_' and '.'
+    only, never empty."""
+    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(name).stem)
+    return keep.strip("._") or "sound"
+
+
 def reads(*paths: str | os.PathLike | None) -> None:
     """Record the files and folders (everything in them) the running command reads.
 

@@ -19,7 +19,7 @@ from companion.evaluation.metrics import spectral_convergence
 from companion.evaluation.recordings import RATE, Recording, as_recorded, level_matched, record
 from companion.matching.evaluator import Evaluator
 from companion.matching.index import Index
-from companion.matching.retrieval import rank, retrieve, shortlist
+from companion.matching.retrieval import rank, shortlist
 from companion.matching.take import read_take
 from companion.matching.tuning import shift_key
 
@@ -64,7 +64,7 @@ def test_a_recorded_library_voice_is_found_and_plays_at_the_key_read(library, ev
     truth = dataclasses.replace(take.play, velocity=rec.velocity, hold_s=rec.hold_s,
                                 offset=round(rec.onset_s * SR) - take.start)  # fmt: skip
     take = dataclasses.replace(take, play=truth)  # the play as the recording was made
-    found = retrieve(index, evaluator, take, n=4)
+    found = rank(evaluator, take, shortlist(index, take), n=4)
     assert found[0].id == vid, [(c.id, c.distance) for c in found]
     played = as_recorded(Renderer().play(found[0].voice, take.play))
     assert take.play.note == note_of(take.pitch_hz)

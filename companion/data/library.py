@@ -39,7 +39,7 @@ from pathlib import Path
 import platformdirs
 
 from companion.data import archive, presets
-from companion.io import atomic_dir, write_atomic
+from companion.io import atomic_dir, safe_stem, write_atomic
 
 APP = "companion"
 
@@ -190,7 +190,7 @@ def from_uploads(files: list[tuple[str, bytes]]) -> Path:
     folder.parent.mkdir(parents=True, exist_ok=True)
     with atomic_dir(folder) as tmp:
         for k, (name, content) in enumerate(files):
-            stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(name).stem)
+            stem = safe_stem(name)
             if archive.is_syx(name):
                 write_atomic(tmp / f"{k:03d}-{stem}.syx", content)
                 continue

@@ -91,12 +91,4 @@ def rank(evaluator: Evaluator, take: Take, candidates: list[Candidate],
                                 velocity=take.play.velocity) for i in order]  # fmt: skip
 
 
-def retrieve(index: Index, evaluator: Evaluator, take: Take, n: int = 16,
-             shortlist_n: int = SHORTLIST, split: str | None = None,
-             exclude_ids=()) -> list[Candidate]:  # fmt: skip
-    """Both stages, the take played as it is read: the ``n`` library voices nearest to it,
-    best first (see the module docstring)."""
-    return rank(evaluator, take, shortlist(index, take, shortlist_n, split, exclude_ids), n)
-
-
-__all__ = ["SHORTLIST", "Candidate", "rank", "retrieve", "shortlist"]
+__all__ = ["SHORTLIST", "Candidate", "rank", "shortlist"]

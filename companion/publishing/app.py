@@ -23,18 +23,13 @@ import ipywidgets as widgets
 from companion.data.library import find as find_library
 from companion.data.library import from_uploads
 from companion.dx7.sysex import bank_message, single_voice_message
+from companion.io import safe_stem
 from companion.matching.outputs import bank
 from companion.matching.program import QUALITIES, Programmer, open_library
 from companion.publishing.explorer import Sound, download_link
 
 ACCEPT = ".wav,.flac,.ogg,.mp3,.aif,.aiff,audio/*"
 VARIANTS = 8  # alternatives offered by default (the bank holds them, best first)
-
-
-def _safe_name(name: str) -> str:
-    """A file name from an upload's name: letters, digits, '-', '_' and '.' only."""
-    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(name).stem)
-    return keep.strip("._") or "sound"
 
 
 class AppPanel(widgets.VBox):
@@ -115,7 +110,7 @@ class AppPanel(widgets.VBox):
     def program(self, content: bytes, name: str) -> None:
         """Program an uploaded file's bytes; fills the players, links and status."""
         self.prog.set_quality(self.quality.value)
-        stem = _safe_name(name)
+        stem = safe_stem(name)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"{stem}{Path(name).suffix.lower()}"
             path.write_bytes(content)
