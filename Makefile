@@ -57,7 +57,7 @@ VARIANTS ?= 0
 LIBRARY_DB := $(if $(CARTRIDGES),$(DATA)/presets.sqlite)
 # the preset database of CARTRIDGES, built once; without CARTRIDGES the public DX7 collection,
 # downloaded and built once by `companion library get` (offline: its one line, then program
-# goes on without a library)
+# goes on with the library the model generates)
 GET_LIBRARY = $(if $(LIBRARY_DB),@test -f $(LIBRARY_DB) || $(BIN)/companion presets build \
   --cartridges "$(CARTRIDGES)" --db $(LIBRARY_DB),@$(BIN)/companion library get || true)
 demo: setup

@@ -14,8 +14,9 @@ library is the train split: no test voice is ever retrieved. Rows, all in this r
 - exhaustive top 16 + selection: its 16 nearest, the best chosen by rendering them
   (companion.matching.loss);
 - `program` at each quality (and the search designs asked for), through the retrieval index;
-  by default also `best` with no library (what a user without cartridges gets) and `best`
-  with a library of 4,096 voices the model generates from its prior (``generated_library``).
+  by default also `best` with no library (``--library none``) and `best` with the library
+  program generates when it finds none (4,096 voices sampled from the model's prior,
+  ``generated_library``).
 
 Columns: the paper's audio metrics at the input's key (spectral convergence SC, MAE of log10
 |STFT|, MAE of 13 MFCCs), the share of near-exact answers (SC < 0.05) and of voices recovered
@@ -69,7 +70,7 @@ TARGETS = [
 LEARN = np.array(LEARNABLE)
 # search variants measured beside the qualities: (quality, refine options, library): the
 # library is the train split's index ("train"), none, or voices the model generates
-# ("generated": GENERATED voices sampled from its latent prior, rendered and indexed here)
+# ("generated": the fallback of companion.data.library.generated)
 DESIGNS = {
     "best-noprune": ("best", {"prune": False}, "train"),
     "best-nocross": ("best", {"crossover": False}, "train"),
@@ -77,7 +78,6 @@ DESIGNS = {
     "best-nolibrary": ("best", {}, None),
     "best-generated": ("best", {}, "generated"),
 }
-GENERATED = 4096
 
 
 def metrics(target: np.ndarray, render: np.ndarray) -> dict[str, float]:
@@ -133,26 +133,13 @@ class Train:
         return int((self.values[:, LEARN] != values[LEARN]).sum(1).min())
 
 
-def generated_library(n: int, seed: int = 0) -> Index:
-    """An index of ``n`` voices sampled from the shipped model's latent prior (duplicates
-    dropped), written as banks into the cache folder and indexed there: the library a user
-    without cartridges could have. Built once per process."""
-    global _GENERATED
-    if _GENERATED is None:
-        from companion.latent.interpolate import Latent
-        from companion.matching.index import cache_dir
+def generated_library() -> Index:
+    """The index of the library program generates when it finds none
+    (``companion.data.library.generated``: 4,096 voices sampled from the shipped model's latent
+    prior), built once in the user's data folder."""
+    from companion.data.library import generated
 
-        values = np.unique(Latent().sample(n, seed), axis=0)
-        voices = [Voice.from_values(v, f"GEN {k:04d}") for k, v in enumerate(values)]
-        folder = cache_dir() / "bench-generated" / f"prior-{n}-{seed}"
-        if not folder.is_dir():
-            folder.mkdir(parents=True)
-            presets.export(voices, folder / "generated.syx")
-        _GENERATED = Index.open(folder, progress=True)
-    return _GENERATED
-
-
-_GENERATED: Index | None = None
+    return Index.open(generated(progress=True), progress=True)
 
 
 def measure(targets: dict, train: Train, index: Index, methods: list[str],
@@ -194,7 +181,7 @@ def measure(targets: dict, train: Train, index: Index, methods: list[str],
         quality, options, library = DESIGNS.get(method, (method, {}, "train"))
         t0 = time.perf_counter()
         if library == "generated":
-            library = generated_library(GENERATED)
+            library = generated_library()
         elif library == "train":
             library = index
         split = "train" if library is index else None

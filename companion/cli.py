@@ -303,7 +303,8 @@ def _program(args) -> None:
     from companion.data import library
     from companion.matching import program
 
-    found = library.find(args.library) if args.library != "none" else library.Found(None)
+    found = library.or_generated(library.find(args.library), args.model,
+                                 progress=sys.stderr.isatty())  # fmt: skip
 
     def report(r) -> None:  # a line as each input is done: that is the progress shown
         if r.error:
@@ -342,7 +343,11 @@ def _library_use(args) -> None:
 def _library_info(args) -> None:
     from companion.data import library
 
-    print(library.find().describe())
+    found = library.find()
+    if found.path is None and not found.how:  # the default model's, if program built it
+        path = library.generated(build=False)
+        found = library.Found(path, library.GENERATED) if path else found
+    print(found.describe())
 
 
 def _render(args) -> None:
@@ -558,7 +563,8 @@ def parser() -> argparse.ArgumentParser:
                    "sound is nearest to the input join the candidates (its retrieval index is "
                    "built on first use); 'none' for none; default: $COMPANION_LIBRARY, else "
                    "the folder of `companion library use`, else the library of `companion "
-                   "library get`")  # fmt: skip
+                   "library get`, else 4,096 voices the model generates (built at the first "
+                   "run, once)")  # fmt: skip
     g.add_argument("--note", type=_note, default="auto",
                    help="the key it was played at: the voice plays it there (default auto: "
                    "the note of its pitch, the key a musician presses for it; 60 without a "

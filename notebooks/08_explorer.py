@@ -28,7 +28,7 @@
 # model, companion/models/default, when its spectrogram settings match the dataset's, else the
 # NumCat++ run of notebook 02), `library` (a preset database or cartridge folder for the
 # upload's matching; empty: $COMPANION_LIBRARY, else the folder of `companion library use`,
-# else the library of `companion library get`).
+# else the library of `companion library get`, else 4,096 voices the model generates).
 
 # %% tags=["parameters"]
 config = "smoke"

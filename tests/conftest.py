@@ -36,11 +36,13 @@ FIXTURE_VOICES = make_fixture_voices()
 
 # The tests never see the user's own library (`companion library get` / `use`, or
 # $COMPANION_LIBRARY): the data and config folders are fresh ones for the session, inherited by
-# every command a test runs. A test that wants a library makes one.
+# every command a test runs. They run with no library at all (COMPANION_LIBRARY=none), not the
+# one program would generate from the model when it finds none (half a minute to build):
+# tests/test_library_get.py tests that fallback. A test that wants a library makes one.
 _HOME = Path(tempfile.mkdtemp(prefix="companion-tests-"))
 os.environ["XDG_DATA_HOME"] = str(_HOME / "data")
 os.environ["XDG_CONFIG_HOME"] = str(_HOME / "config")
-os.environ.pop("COMPANION_LIBRARY", None)
+os.environ["COMPANION_LIBRARY"] = "none"
 
 
 def designed_voices(n: int = 32, seed: int = 3) -> list:

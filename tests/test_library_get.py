@@ -244,3 +244,42 @@ def test_content_hash_is_the_recipe(tmp_path):
     text = f"{h['a.SYX']}  a.SYX\n{h['b/x.syx']}  b/x.syx\n"
     assert archive.folder_hashes(tmp_path) == h
     assert archive.content_hash(h) == hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_without_any_library_program_generates_one_from_the_model(tmp_path, tone):
+    """A new user with no library: the first program generates 4,096 voices from the shipped
+    model's prior and indexes them (once), matches against them and says so, naming the
+    command that gets real voices; the next run uses them as they are; `--library none` and
+    $COMPANION_LIBRARY=none still mean none."""
+    from companion.data import library
+    from companion.data.presets import info
+
+    env = _home(tmp_path)
+    first = _companion(env, "program", str(tone), "--out-dir", str(tmp_path / "a"),
+                       "--quality", "fast")  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    assert "generating 4,096 voices from the model" in first.stderr, first.stderr
+    assert first.stdout.strip().endswith(
+        "; library generated from the model (`companion library get` fetches real voices)"
+    ), first.stdout
+    [folder] = (tmp_path / "data" / "companion" / "generated").iterdir()
+    db = folder / "presets.sqlite"
+    assert (folder / "library.json").is_file() and (folder / "presets.index.npz").is_file()
+    voices = info(db)["unique_voices"]
+    assert 4000 <= voices <= 4096  # sampled voices, duplicates dropped
+    assert len(list((folder / "cartridges").glob("*.syx"))) == -(-voices // 32)  # 32 a bank
+    assert sorted(p.name for p in folder.parent.iterdir()) == [folder.name]  # no leftovers
+
+    again = _companion(env, "program", str(tone), "--out-dir", str(tmp_path / "b"),
+                       "--quality", "fast")  # fmt: skip
+    assert again.returncode == 0 and "generating" not in again.stderr, again.stderr
+    assert "library generated from the model" in again.stdout
+    info_line = _companion(env, "library", "info").stdout
+    assert f"library: {db} (4,096 voices generated from the model" in info_line, info_line
+    for extra, env_value in ((["--library", "none"], None), ([], "none")):
+        e = dict(env, **({"COMPANION_LIBRARY": env_value} if env_value else {}))
+        none = _companion(e, "program", str(tone), "--out-dir", str(tmp_path / "c"),
+                          "--quality", "fast", "--overwrite", *extra)  # fmt: skip
+        assert none.returncode == 0, none.stderr
+        assert none.stdout.strip().endswith("; no library (`companion library get` fetches one)")
+    assert library.Found(None).describe().startswith("no library found: program generates")

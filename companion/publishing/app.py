@@ -21,7 +21,7 @@ from pathlib import Path
 import ipywidgets as widgets
 
 from companion.data.library import find as find_library
-from companion.data.library import from_uploads
+from companion.data.library import from_uploads, or_generated
 from companion.dx7.sysex import bank_message, single_voice_message
 from companion.io import safe_stem
 from companion.matching.outputs import bank
@@ -37,13 +37,14 @@ class AppPanel(widgets.VBox):
 
     Args:
         model_dir: a model folder (None: the shipped model).
-        library: a preset database or cartridge folder (None: the one companion.data.library
-            finds: $COMPANION_LIBRARY, `companion library use`, `companion library get`).
+        library: a preset database or cartridge folder, or "none" (None: the one
+            companion.data.library finds: $COMPANION_LIBRARY, `companion library use`,
+            `companion library get`, else one the model generates).
         quality: the initial choice.
     """
 
     def __init__(self, model_dir=None, library=None, quality: str = "fast"):
-        self.found = find_library(library)
+        self.found = or_generated(find_library(library), model_dir)
         self.prog = Programmer(model_dir, library=self.found.path, quality=quality)
         self.upload = widgets.FileUpload(accept=ACCEPT, multiple=False,
                                          description="a sound")  # fmt: skip
