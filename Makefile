@@ -46,7 +46,7 @@ setup-test-system:
 # library (CARTRIDGES or COMPANION_CARTRIDGES), its preset database is built once and used as
 # program's --library (its retrieval index is built on first use, about 3.5 min for 27k voices
 # on 2 cores, with a progress bar); without one, `companion library get` fetches the public
-# collection once (15 MB, then the same build) and program uses it. QUALITY=fast|good|best (default best: about 5 s a sound).
+# collection once (15 MB, then the same build) and program uses it. QUALITY=fast|good|best|max (default best: about 5 s a sound; max: a minute).
 # NOTE=N: the key you played it at, where the voice will play it (default auto: the note of
 # its pitch, the key a musician presses for it); VARIANTS=N: also a bank of the N best
 # distinct answers (NAME-variants.syx).
@@ -130,6 +130,7 @@ bench: setup
 	$(BIN)/python bench/train_throughput.py --configs paper small
 	$(BIN)/python bench/index_build.py --db $(DATA)/presets.sqlite
 	$(BIN)/python bench/program_quality.py --db $(DATA)/presets.sqlite --out $(FIGURES)
+	$(BIN)/python bench/far_sounds.py --db $(DATA)/presets.sqlite --out $(FIGURES)
 	$(BIN)/python bench/program_memory.py --db $(DATA)/presets.sqlite
 
 clean-data:

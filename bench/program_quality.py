@@ -18,7 +18,8 @@ library is the train split: no test voice is ever retrieved. Rows, all in this r
   program generates when it finds none (4,096 voices sampled from the model's prior,
   ``generated_library``).
 
-Columns: the paper's audio metrics at the input's key (spectral convergence SC, MAE of log10
+Columns: the paper's audio metrics at the input's key, every answer (and baseline) scaled to
+the target's RMS level first (spectral convergence SC, MAE of log10
 |STFT|, MAE of 13 MFCCs), the share of near-exact answers (SC < 0.05) and of voices recovered
 exactly (all 144 learnable parameters equal), then SC, MFCC and near-exact share with the answer
 and the true voice both played at six keys the input never showed ((36, 85) (48, 85) (72, 85)
@@ -73,6 +74,8 @@ LEARN = np.array(LEARNABLE)
 # ("generated": the fallback of companion.data.library.generated)
 DESIGNS = {
     "best-noprune": ("best", {"prune": False}, "train"),
+    "best-noblocks": ("best", {"blocks": False}, "train"),
+    "max-noblocks": ("max", {"blocks": False}, "train"),
     "best-nocross": ("best", {"crossover": False}, "train"),
     "fast-nolibrary": ("fast", {}, None),
     "best-nolibrary": ("best", {}, None),
@@ -81,14 +84,21 @@ DESIGNS = {
 
 
 def metrics(target: np.ndarray, render: np.ndarray) -> dict[str, float]:
+    """The paper's metrics with the answer at the target's RMS level: a sound is judged, not
+    a volume knob (a silent answer stays silent)."""
+    rms = np.sqrt(np.mean(np.square(render, dtype=np.float64)))
+    if rms > 0:
+        render = (render * (np.sqrt(np.mean(np.square(target, dtype=np.float64))) / rms))
+        render = render.astype(np.float32)
     return {"sc": spectral_convergence(target, render), "log_stft": log_stft_mae(target, render),
             "mfcc": mfcc_mae(target, render)}  # fmt: skip
 
 
 class Train:
-    """The train split: voices, their parameters and full-resolution log-mel features."""
+    """The train split: voices, their parameters and full-resolution log-mel features of
+    their renders at ``note`` (velocity 85, held 3 s, 4 s)."""
 
-    def __init__(self, db: str, cache: Path | None = None):
+    def __init__(self, db: str, cache: Path | None = None, note: int = 60):
         rows = presets.load(db, split="train")
         self.ids = np.array([i for i, _ in rows])
         self.voices = [v for _, v in rows]
@@ -96,13 +106,14 @@ class Train:
         t0 = time.perf_counter()
         path = None
         if cache is not None:  # keyed by the database's content and the embedding
-            path = Path(cache) / f"train-{database_hash(db)[:12]}-{EMBEDDING.name}.npy"
+            at = "" if note == 60 else f"-key{note}"
+            path = Path(cache) / f"train-{database_hash(db)[:12]}-{EMBEDDING.name}{at}.npy"
         if path is not None and path.is_file():
             self.features = np.load(path)
         else:
             chunks = []
             for i in range(0, len(self.voices), 1024):  # 1024 renders of 4 s: 360 MB
-                a = render_many(self.voices[i : i + 1024], [(60, 85)], progress=False)[:, 0]
+                a = render_many(self.voices[i : i + 1024], [(note, 85)], progress=False)[:, 0]
                 chunks.append(EMBEDDING(a))
             # float32 (about 1 GB): numpy's float16 products do not use BLAS
             self.features = np.concatenate(chunks)
@@ -215,15 +226,21 @@ def summary(df: pd.DataFrame, loads: dict) -> pd.DataFrame:
 
 
 def ratio_ci(df: pd.DataFrame, where: str, row: str, base: str, col: str,
-             n_boot: int = 2000) -> tuple[float, float, float]:  # fmt: skip
+             n_boot: int = 2000, bucket: str = "all") -> tuple[float, float, float]:  # fmt: skip
     """Ratio of means (row / base) over the same sounds, with a bootstrap 95 % interval."""
-    sel = df[(df["set"] == where) & (df["bucket"] == "all")]
+    sel = df[(df["set"] == where) & (df["bucket"] == bucket)]
     a = sel[sel["method"] == row].set_index("target")[col]
     b = sel[sel["method"] == base].set_index("target")[col].reindex(a.index)
-    a, b = a.to_numpy(float), b.to_numpy(float)
-    rng = np.random.default_rng(0)
-    idx = rng.integers(0, len(a), (n_boot, len(a)))
-    boot = a[idx].mean(1) / b[idx].mean(1)
+    return boot_ratio(a.to_numpy(float), b.to_numpy(float), n_boot)
+
+
+def boot_ratio(a: np.ndarray, b: np.ndarray, n_boot: int = 2000) -> tuple[float, float, float]:
+    """mean(a) / mean(b) of paired (N,) values, and its bootstrap 95 % interval (resamples
+    whose base mean is 0, all exact answers, are left out)."""
+    idx = np.random.default_rng(0).integers(0, len(a), (n_boot, len(a)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        boot = a[idx].mean(1) / b[idx].mean(1)
+    boot = boot[np.isfinite(boot)]
     return float(a.mean() / b.mean()), *np.percentile(boot, [2.5, 97.5])
 
 
@@ -237,6 +254,8 @@ def main() -> None:
                     help=f"qualities, or search designs: {', '.join(DESIGNS)}")  # fmt: skip
     ap.add_argument("--jobs", type=int)
     ap.add_argument("--seed", type=int, default=0, help="draws the test voices")
+    ap.add_argument("--buckets", nargs="+", choices=[b for _, _, b in BUCKETS],
+                    help="only test voices of these buckets (--voices of them)")  # fmt: skip
     ap.add_argument("--out", default="figures")
     ap.add_argument("--cache", default="data/bench-cache", help="train features kept here")
     args = ap.parse_args()
@@ -250,9 +269,11 @@ def main() -> None:
         vid, voice = test[i]
         audio = renderer.render(voice)
         if np.sqrt(np.mean(audio**2)) > 1e-3:
-            voices[f"test {vid}"] = (audio, voice)
             d = train.distance(voice.values)
-            bucket[f"test {vid}"] = next(b for lo, hi, b in BUCKETS if lo <= d <= hi)
+            b = next(b for lo, hi, b in BUCKETS if lo <= d <= hi)
+            if args.buckets and b not in args.buckets:
+                continue
+            voices[f"test {vid}"], bucket[f"test {vid}"] = (audio, voice), b
         if len(voices) == args.voices:
             break
     sets = {"test voices": voices,
@@ -289,27 +310,50 @@ def main() -> None:
                 r, lo, hi = ratio_ci(overall, where, row, base, "sc")
                 lines.append(f"{where}: {row} / {base} on sc: {r:.2f} "
                              f"[95 % CI {lo:.2f}-{hi:.2f}] (information)")  # fmt: skip
+    # a design against the quality it varies (paired, on the same sounds), bucket by bucket
+    for row, (quality, _, _) in DESIGNS.items():
+        for where in sets:
+            have = df[df["set"] == where]
+            if not ((have["method"] == f"program {row}").any()
+                    and (have["method"] == f"program {quality}").any()):  # fmt: skip
+                continue
+            for b in ["all", *sorted(set(have["bucket"]) - {"all"})]:
+                part = pd.concat([overall, in_buckets])
+                for col in ("sc", "mfcc", "sc_keys") if where == "test voices" else ("sc", "mfcc"):
+                    r, lo, hi = ratio_ci(part, where, f"program {row}", f"program {quality}",
+                                         col, bucket=b)  # fmt: skip
+                    lines.append(f"{where}, {b}: {row} / {quality} on {col}: {r:.2f} "
+                                 f"[95 % CI {lo:.2f}-{hi:.2f}] (design)")  # fmt: skip
     for where, row in (("test voices", "program best"),):
         sel = t[(t["set"] == where) & (t["bucket"] == "all") & (t["method"] == row)]
         if len(sel):
             lines.append(f"{where}: {row} near-exact {sel['near-exact %'].iloc[0]:.1f} % "
                          "(target >= 50 %)")  # fmt: skip
     counts = {b: sum(v == b for v in bucket.values()) for _, _, b in BUCKETS}
-    note = (f"`bench/program_quality.py --voices {args.voices}` on {os.cpu_count()} CPU cores, "
+    only = f" --buckets {' '.join(repr(b) for b in args.buckets)}" if args.buckets else ""
+    note = (f"`bench/program_quality.py --voices {args.voices}{only}` on {os.cpu_count()} CPU "
+            "cores, "
             f"{provenance()}; library: the train split of {Path(args.db).name} "
             f"({len(train.ids)} voices). Test voices and other instruments at note 60, velocity "
             "85, 4 s; 'other keys': the answer and the true voice both played at (36, 85) "
-            "(48, 85) (72, 85) (84, 85) (60, 40) (60, 127), averaged. SC: spectral convergence; "
+            "(48, 85) (72, 85) (84, 85) (60, 40) (60, 127), averaged; every answer at the "
+            "target's RMS level. SC: spectral convergence; "
             "MAEs of log10 |STFT| (STFT 1024 / 256) and of 13 MFCCs; lower is better. Buckets: "
             "learnable parameters differing from the nearest train voice ("
             + ", ".join(f"{b}: {n} voices" for b, n in counts.items())
             + "). 's / sound' excludes loading; 'load s' is paid once per call.")  # fmt: skip
-    out = Path(args.out)
-    write_table(out / "table_program", t, caption=note,
-                notes=["Targets (ratios of the means, bootstrap 95 % intervals):\n\n"
+    publish(Path(args.out) / "table_program", t, note, "Targets", lines, df)
+
+
+def publish(path: Path, table: pd.DataFrame, caption: str, heading: str, lines: list[str],
+            per_sound: pd.DataFrame) -> None:  # fmt: skip
+    """PATH.md / .csv (the table, its caption, ``lines`` under ``heading``), PATH_sounds.csv
+    (every answer), and the same on stdout."""
+    write_table(path, table, caption=caption,
+                notes=[f"{heading} (ratios of the means, bootstrap 95 % intervals):\n\n"
                        + "\n".join(f"- {v}" for v in lines)])  # fmt: skip
-    write_atomic(out / "table_program_sounds.csv", df.to_csv(index=False))
-    print(t.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    write_atomic(path.with_name(f"{path.name}_sounds.csv"), per_sound.to_csv(index=False))
+    print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     print("\n".join(lines))
 
 

@@ -555,9 +555,10 @@ def parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--out-dir", required=True)
     g.add_argument("--model", help="model folder (default: companion/models/default)")
-    g.add_argument("--quality", choices=("fast", "good", "best"), default="good",
-                   help="fast: candidates only (< 1 s a sound); good (default): a search with "
-                   "the engine in the loop, ~2.5 s; best: a longer search, ~5 s")  # fmt: skip
+    g.add_argument("--quality", choices=("fast", "good", "best", "max"), default="good",
+                   help="fast: a short search with the engine in the loop (~1 s a sound on 2 "
+                   "cores); good (default): ~2.5 s; best: ~5 s; max: for offline work, a "
+                   "minute a sound and twice the library voices")  # fmt: skip
     g.add_argument("--budget", type=float, help="seconds per sound (default: the quality's)")
     g.add_argument("--library", help="preset database or cartridge folder: the voices whose "
                    "sound is nearest to the input join the candidates (its retrieval index is "

@@ -8,6 +8,7 @@ from companion.data import instruments
 from companion.data.pitch import cents, estimate_pitch
 from companion.dx7.sysex import read_voices
 from companion.evaluation import other_sounds
+from companion.evaluation.metrics import spectral_convergence
 
 from .test_cli import run
 
@@ -21,6 +22,19 @@ def test_sources_play_the_note_asked(name):
         assert np.sqrt(np.mean(audio[:11025] ** 2)) > 0.01  # sounding (a marimba decays fast)
         midi_hz = 440.0 * 2 ** ((note - 69) / 12)
         assert abs(cents(estimate_pitch(audio, 22050), midi_hz)) < 50
+
+
+@pytest.mark.parametrize("name", instruments.WIDE_SOURCES[len(instruments.SOURCES):])
+def test_the_wider_bench_sources_sound_and_follow_the_key(name):
+    """bench/far_sounds.py's further sources: audible from the start at the dataset's peak,
+    and another sound an octave up (some are unpitched or out of tune by design, a flute
+    model, a drum, an inharmonic FM: their pitch is not asserted)."""
+    low, high = (instruments.render_source(name, note=n) for n in (48, 60))
+    for audio in (low, high):
+        assert audio.shape == (88200,) and np.isfinite(audio).all()
+        assert np.abs(audio).max() == pytest.approx(instruments.PEAK, rel=1e-3)
+        assert np.sqrt(np.mean(audio[:11025] ** 2)) > 0.01
+    assert spectral_convergence(low, high) > 0.3  # the key is played, not ignored
 
 
 def test_unknown_source_and_cli(tmp_path):

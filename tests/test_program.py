@@ -185,6 +185,17 @@ def test_quality_levels_never_get_worse(model_dir, sounds):
     assert losses["best"] < losses["fast"]  # the search finds something better here
 
 
+def test_max_is_best_with_more_of_everything(model_dir, sounds):
+    """--quality max (offline work): best's candidates and more library voices, more
+    evaluations and seconds; with a --budget it keeps its best start."""
+    best, top = QUALITIES["best"], QUALITIES["max"]
+    assert top.latent == best.latent and top.retrieval >= 2 * best.retrieval
+    assert top.evals >= 10 * best.evals and top.seconds >= 10 * best.seconds
+    with Programmer(model_dir, quality="max", budget=2.0, jobs=1) as prog:
+        r = prog.run_audio(_brass(sounds), Path("brass"), tune=False)
+    assert r.loss <= r.candidate_loss <= r.network_loss
+
+
 def test_results_do_not_depend_on_the_number_of_processes(model_dir, sounds):
     audio, found = _brass(sounds), []
     for jobs in (1, 2):

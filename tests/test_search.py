@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from companion.data.render import Renderer
-from companion.dx7.voice import INIT_VOICE, Voice
+from companion.dx7.voice import INIT_VOICE, PARAM_NAMES, Voice
 from companion.evaluation.metrics import spectral_convergence
 from companion.matching.evaluator import Evaluator
 from companion.matching.loss import Target
@@ -169,3 +169,29 @@ def test_silence_ranks_below_any_audible_candidate():
         assert losses[0] > losses[2], (name, losses)
         if name != "click":  # a click is a blip
             assert losses[1] > losses[2], (name, losses)
+
+
+def test_block_moves_take_a_whole_stack_from_a_far_start(target):
+    """The best start has a wrong modulator -> carrier pair (operators 4 -> 3); another start,
+    wrong everywhere else (other algorithm, other operators), holds the right pair. One
+    parameter at a time, the search only creeps towards it; a block move copies the pair and
+    lands on the target."""
+    wrong = {}
+    for op, (level, coarse, r1, r2, l3) in {3: (55, 5, 40, 80, 20), 4: (95, 7, 25, 70, 99)}.items():
+        wrong |= {f"op{op}_output_level": level, f"op{op}_coarse": coarse, f"op{op}_fine": 30,
+                  f"op{op}_eg_rate1": r1, f"op{op}_eg_rate2": r2, f"op{op}_eg_level3": l3,
+                  f"op{op}_detune": 2}  # fmt: skip
+    start = VOICE.replace(**wrong)
+    elsewhere = {f"op{op}_{k}": v for op in (1, 2, 5, 6)
+                 for k, v in (("coarse", 9), ("output_level", 40), ("eg_rate2", 10),
+                              ("eg_level3", 10))}  # fmt: skip
+    pair = {k: VOICE[k] for k in PARAM_NAMES if k.startswith(("op3_", "op4_"))}
+    donor = start.replace(**elsewhere, **pair, algorithm=0, feedback=0)
+    starts = [start, donor, INIT_VOICE]
+    losses = Target(target).loss(np.stack([Renderer().render(v) for v in starts]))
+    assert np.argmin(losses) == 0  # the donor alone is worse than the start
+    with Evaluator(2) as ev:
+        found = refine(target, starts, max_evals=1500, evaluator=ev)
+        without = refine(target, starts, max_evals=1500, evaluator=ev, blocks=False)
+    assert found.loss < 1e-6 and found.voice.values.tolist() == VOICE.values.tolist()
+    assert without.loss > 0.1  # what one parameter at a time reaches with the same budget

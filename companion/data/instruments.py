@@ -49,6 +49,32 @@ gate = button("gate");
 effect = _;
 """  # effect: DawDreamer's polyphonic factory looks one up and prints an ERROR line without it
 SOURCES = [*(f"gm-{k}" for k in GM_PROGRAMS), *FAUST_PROGRAMS]
+# the wider set of bench/far_sounds.py (beside SOURCES, which the notebooks and the site show):
+# more soundfont instruments, more of Faust's physical models (those that sound with a MIDI
+# note alone; pm.brass_ui_MIDI needs a breath controller and stays silent), and three more
+# synth patches written here (two-operator FM at a ratio no DX7 coarse/fine step holds,
+# detuned saws with a slow attack, a square pluck)
+GM_MORE = {"harpsichord": 6, "vibraphone": 11, "accordion": 21, "bass": 33, "cello": 42,
+           "harp": 46, "strings": 48, "brass": 61, "sax": 65, "oboe": 68}  # fmt: skip
+FAUST_MORE = {
+    "faust-flute": "pm.flute_ui_MIDI",
+    "faust-guitar": "pm.guitar_ui_MIDI",
+    "faust-marimba": "pm.marimba_ui_MIDI",
+    "faust-djembe": "pm.djembe_ui_MIDI",
+    "faust-fm": (
+        "os.osc(freq + freq * 1.414 * 2.5 * en.adsr(0.001, 1.2, 0.3, 0.3, gate) "
+        "* os.osc(freq * 1.414)) * en.adsr(0.002, 1.5, 0.4, 0.4, gate) * gain"
+    ),
+    "faust-pad": (
+        "(os.sawtooth(freq * 0.995) + os.sawtooth(freq * 1.005) + os.sawtooth(freq * 2.01) * 0.5)"
+        " * en.adsr(0.6, 0.5, 0.8, 0.8, gate) * gain * 0.3 : fi.lowpass(2, 2500)"
+    ),
+    "faust-pluck": (
+        "os.square(freq) * en.ar(0.001, 0.6, gate) * gain "
+        ": fi.resonlp(200 + 4000 * en.ar(0.001, 0.25, gate), 2, 1)"
+    ),
+}
+WIDE_SOURCES = [*SOURCES, *(f"gm-{k}" for k in GM_MORE), *FAUST_MORE]
 
 
 class SourceError(ValueError):
@@ -116,12 +142,13 @@ def render_faust(code: str, note: int = 60, velocity: int = 85,
 
 def render_source(name: str, note: int = 60, velocity: int = 85,
                   cfg: AudioConfig = AudioConfig()) -> np.ndarray:  # fmt: skip
-    """One of SOURCES ("gm-piano", "faust-clarinet", ...) as (cfg.n_samples,) float32."""
-    if name.startswith("gm-") and name[3:] in GM_PROGRAMS:
-        return render_soundfont(GM_PROGRAMS[name[3:]], note, velocity, cfg)
-    if name in FAUST_PROGRAMS:
-        return render_faust(FAUST_PROGRAMS[name], note, velocity, cfg)
-    raise SourceError(f"unknown source {name!r}; choose among {', '.join(SOURCES)}")
+    """One of WIDE_SOURCES ("gm-piano", "faust-clarinet", ...) as (cfg.n_samples,) float32."""
+    gm, faust = GM_PROGRAMS | GM_MORE, FAUST_PROGRAMS | FAUST_MORE
+    if name.startswith("gm-") and name[3:] in gm:
+        return render_soundfont(gm[name[3:]], note, velocity, cfg)
+    if name in faust:
+        return render_faust(faust[name], note, velocity, cfg)
+    raise SourceError(f"unknown source {name!r}; choose among {', '.join(WIDE_SOURCES)}")
 
 
 def write_sources(names, out_dir: str | Path, note: int = 60, velocity: int = 85,

@@ -75,6 +75,13 @@ _TRANSPOSE = param_index("transpose")
 _ALGORITHM = param_index("algorithm")
 
 
+def operator_block(op: int) -> np.ndarray:
+    """The parameters of operator ``op`` (1-6) a block move copies from another voice: its
+    frequency, output level and envelope (what one note shows of it; its scaling and
+    velocity sensitivity stay the voice's own, as NOT_SEARCHED)."""
+    return np.array([param_index(n, op) for n in _FREQ + _LEVEL_ENV], np.int64)
+
+
 def groups(values: np.ndarray, free: tuple[str, ...] = ()) -> list[tuple[str, np.ndarray]]:
     """The parameter groups to search for this voice, in DX7 order.
 

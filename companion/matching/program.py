@@ -87,6 +87,9 @@ QUALITIES = {
     "fast": Quality(latent=7, retrieval=16, evals=350, seconds=0.9),
     "good": Quality(latent=7, retrieval=16, evals=900, seconds=2.3),
     "best": Quality(latent=7, retrieval=16, evals=3000, seconds=4.7),
+    # offline work: a minute a sound, twice the library voices (more operators for the block
+    # moves, more starts to search from); the evaluations are not what stops it
+    "max": Quality(latent=7, retrieval=32, evals=50000, seconds=60.0),
 }
 DEFAULT_QUALITY = "good"
 

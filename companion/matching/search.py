@@ -16,13 +16,20 @@ a pass gains. Each group is searched in three batches over the pool of engines:
    combinations is kept.
 
 Moves are kept only when they lower the loss by more than ACCEPT (relative). When a pass over
-every group gains less than PASS_TOL, the search starts again from the next best start (with
-the best start as its crossover donor) while evaluations are left, and keeps the best voice
-found. At the end (a PRUNE_SHARE of the budget is held back for it) every changed parameter is
-tried back at its start value and put back where the loss stays within PRUNE_TOL: between
-answers of nearly equal loss the one with fewer edits to a real voice wins, since one note
-cannot show what the extra edits do at other keys and velocities (measured at six other keys by
-bench/search_designs.py).
+every group gains less than PASS_TOL, the search is in a local optimum that one parameter at
+a time cannot leave, so it tries block moves (before the first pass too, where a far start
+gains most from them; only with BLOCKS_MIN evaluations left, as in ``best``): one whole
+operator (its frequency, level and envelope; moves.operator_block), a carrier with the
+operators that modulate it, all the carriers or all the modulators, copied from another
+start, any start, not only the near-twins (a voice's carriers from one library voice and its
+modulators from another). The best block move that
+helps is kept and the passes go on from there; when none helps, the search starts again from
+the next best start (with the best start as its crossover donor) while evaluations are left,
+and keeps the best voice found. At the end (a PRUNE_SHARE of the budget is held back for it)
+every changed parameter is tried back at its start value and put back where the loss stays
+within PRUNE_TOL: between answers of nearly equal loss the one with fewer edits to a real
+voice wins, since one note cannot show what the extra edits do at other keys and velocities
+(measured at six other keys by bench/search_designs.py).
 
 Written here rather than with an optimiser library: the designs that use one were measured
 worse at equal budgets (nevergrad's DiscreteLenglerOnePlusOne mutates around its start, not its
@@ -42,12 +49,13 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from dexed import algorithms
 
 from companion.data.render import Play
 from companion.dx7.params import LEARNABLE
 from companion.dx7.voice import N_PARAMS, Voice, param_index
 from companion.matching.evaluator import Evaluator
-from companion.matching.moves import CLASS, choices, groups
+from companion.matching.moves import CLASS, choices, groups, operator_block
 
 ACCEPT = 1e-3  # a move is kept when it lowers the loss by more than this (relative)
 PRUNE_TOL = 2e-3  # an edit is undone when the loss without it stays within this (relative)
@@ -59,6 +67,8 @@ DONOR_MAX = 40  # a start is a near-twin (a crossover donor) when it differs in 
 SCREEN_STEPS = (1, 2, 4)  # engine steps a screen moves a parameter, up and down
 SCAN_GRID = 24  # values a line scan tries first; then every value around the best of them
 ALL_VALUES = 8  # parameters with at most this many values try all of them in a screen
+_BLOCKS = [operator_block(op) for op in range(1, 7)]
+BLOCKS_MIN = 1000  # evaluations left worth block moves (a screen costs ~11 per start)
 _TRANSPOSE = param_index("transpose")
 _ALGORITHM = param_index("algorithm")
 _LEARN = np.array(LEARNABLE)
@@ -244,17 +254,68 @@ def _prune(budget: _Budget, x: np.ndarray, loss: float, start: np.ndarray,
     return combos[k], options[k]
 
 
+def _stacks(x: np.ndarray) -> list[np.ndarray]:
+    """The blocks of ``x``'s algorithm: each operator, each carrier with every operator that
+    reaches it through modulation (its stack), all the carriers, all the modulators; as
+    parameter indices (moves.operator_block of each operator)."""
+    algo = algorithms[int(x[_ALGORITHM])]
+    mod = np.asarray(algo.mod_matrix, bool)  # mod[i, j]: operator j modulates operator i
+    sets = [{op} for op in range(6)]
+    for c in algo.carriers:
+        stack, grow = {c}, [c]
+        while grow:
+            new = {int(j) for i in grow for j in np.flatnonzero(mod[i])} - stack
+            stack |= new
+            grow = list(new)
+        sets.append(stack)
+    sets += [set(algo.carriers), set(range(6)) - set(algo.carriers)]
+    unique = {tuple(sorted(s)) for s in sets if s}
+    return [np.concatenate([_BLOCKS[op] for op in ops]) for ops in sorted(unique)]
+
+
+def _blocks(budget: _Budget, x: np.ndarray, loss: float, pool: list[np.ndarray]):
+    """The best block move (``_stacks``: operators of a ``pool`` voice copied into ``x``),
+    or ``x`` when none lowers the loss by more than ACCEPT.
+
+    Returns:
+        (values (145,), loss).
+    """
+    props = []
+    for block in _stacks(x):
+        seen = {x[block].tobytes()}
+        for d in pool:
+            if d[block].tobytes() not in seen:
+                seen.add(d[block].tobytes())
+                m = x.copy()
+                m[block] = d[block]
+                props.append(m)
+    if not props:
+        return x, loss
+    props = np.array(props, np.int64)
+    losses = budget(props, loss)
+    if not len(losses) or losses.min() >= loss * (1 - ACCEPT):
+        return x, loss
+    k = int(np.argmin(losses))
+    return props[k], float(losses[k])
+
+
 def _descend(budget: _Budget, x: np.ndarray, loss: float, donors: list[np.ndarray],
-             free: tuple[str, ...] = (), first: tuple[str, ...] = ()):  # fmt: skip
+             free: tuple[str, ...] = (), first: tuple[str, ...] = (),
+             pool: list[np.ndarray] = ()):  # fmt: skip
     """Passes over the groups from ``x`` (those named in ``first`` first) until a pass gains
-    less than PASS_TOL. The start's own values join the donors: an edit that stopped paying
-    can be undone.
+    less than PASS_TOL. Before the first pass, and where a pass stalls, a block move from
+    ``pool`` (``_blocks``; with at least BLOCKS_MIN evaluations left), the passes going on
+    from it while one helps. The start's own
+    values join the donors: an edit that stopped paying can be undone.
 
     Returns:
         (best values (145,), its loss).
     """
     x, passes = x.copy(), 0
     donors = [*donors, x.copy()]
+    pool = pool if budget.left >= BLOCKS_MIN else ()
+    if len(pool) and loss > EXACT:
+        x, loss = _blocks(budget, x, loss, pool)
     while budget.left > 0 and loss > EXACT:
         before = loss
         ordered = sorted(groups(x, free), key=lambda g: g[0] not in first)
@@ -263,6 +324,8 @@ def _descend(budget: _Budget, x: np.ndarray, loss: float, donors: list[np.ndarra
                 break
             x, loss = _search_group(budget, x, loss, idx, donors, passes == 0)
         passes += 1
+        if loss >= before * (1 - PASS_TOL) and len(pool) and budget.left > 0 and loss > EXACT:
+            x, loss = _blocks(budget, x, loss, pool)
         if loss >= before * (1 - PASS_TOL):
             break
     return x, loss
@@ -272,8 +335,8 @@ def refine(target_audio, starts: list[Voice], play: Play | list[Play] | None = N
            *, free: tuple[str, ...] = (), match_level: bool = True, max_evals: int = 800,
            budget_s: float | None = None,
            evaluator: Evaluator | None = None, crossover: bool = True,
-           prune: bool = True, seed: int = 0, first: tuple[str, ...] = ()
-           ) -> SearchResult:  # fmt: skip
+           prune: bool = True, blocks: bool = True, seed: int = 0,
+           first: tuple[str, ...] = ()) -> SearchResult:  # fmt: skip
     """Refine the best of ``starts`` towards a target sound with the engine in the loop.
 
     Args:
@@ -293,6 +356,7 @@ def refine(target_audio, starts: list[Voice], play: Play | list[Play] | None = N
         evaluator: a persistent Evaluator (its pool is reused); None makes one for this call.
         crossover: the other starts' values where they are near-twins of the best are tried.
         prune: edits that do not pay are undone at the end.
+        blocks: where passes stop gaining, whole operators of the other starts are tried.
         seed: breaks exact ties between starts.
 
     Returns:
@@ -322,11 +386,12 @@ def refine(target_audio, starts: list[Voice], play: Play | list[Play] | None = N
                   and 0 < edits(values[j], start) <= DONOR_MAX]  # fmt: skip
         # from the best start while a pass gains; then, with budget left, from the next
         # best start (its own search), keeping the best voice found
-        x, loss = _descend(budget, start, start_loss, donors, free, first)
+        pool = list(values) if blocks else []
+        x, loss = _descend(budget, start, start_loss, donors, free, first, pool)
         for j in order[1:]:
             if budget.left < RESTART_MIN or loss <= EXACT:
                 break
-            xj, lj = _descend(budget, values[j], float(losses[j]), [start], free, first)
+            xj, lj = _descend(budget, values[j], float(losses[j]), [start], free, first, pool)
             if lj < loss:
                 x, loss, k, start, start_loss = xj, lj, int(j), values[j].copy(), float(losses[j])
         budget.release()

@@ -48,7 +48,8 @@ class AppPanel(widgets.VBox):
         self.prog = Programmer(model_dir, library=self.found.path, quality=quality)
         self.upload = widgets.FileUpload(accept=ACCEPT, multiple=False,
                                          description="a sound")  # fmt: skip
-        self.quality = widgets.Dropdown(options=list(QUALITIES), value=quality,
+        # max (a minute a sound) is for offline work, not a page waited on
+        self.quality = widgets.Dropdown(options=[q for q in QUALITIES if q != "max"], value=quality,
                                         description="quality")  # fmt: skip
         self.variants = widgets.BoundedIntText(value=VARIANTS, min=0, max=32,
                                                description="alternatives")  # fmt: skip

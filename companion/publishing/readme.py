@@ -75,6 +75,40 @@ def _recordings(figures: Path) -> str:
             + f"\n\nSC against the lab input: {ratios}.")
 
 
+def _far(figures: Path) -> str:
+    t = pd.read_csv(figures / "table_far_sounds.csv", dtype={"key": str})
+    keys = sorted({int(k) for k in t["key"] if k != "all"})
+    t = t[(t["set"] == "other instruments") & (t["key"] == "all")].set_index("method")
+    methods = {"exhaustive top 1": "nearest library voice (exhaustive, at the sound's key)",
+               "exhaustive top 16 + selection": "its best of 16, chosen by rendering",
+               "best": "`program --quality best`"}  # fmt: skip
+    rows = [[name, f"{t.at[m, 'SC']:.3f}", f"{t.at[m, 'MFCC']:.2f}",
+             f"{t.at[m, 'near-exact %']:.0f}", f"{t.at[m, 's / sound']:.2f}"]
+            for m, name in methods.items()]  # fmt: skip
+    n = int(t.at["best", "sounds"])
+    # the curve: the sounds max ran on, every method on those sounds alone
+    each = pd.read_csv(figures / "table_far_sounds_sounds.csv")
+    curve = sorted({m for m in each["method"] if m.startswith("max@")},
+                   key=lambda m: float(m.split("@")[1]))  # fmt: skip
+    on = each[each["target"].isin(each[each["method"].isin(curve)]["target"])]
+    far = on["set"] == "far test voices"
+    sc = {(m, f): on[(on["method"] == m) & (far == f)]["sc"].mean()
+          for m in ["best", *curve] for f in (False, True)}  # fmt: skip
+    curve_rows = [[f"`--quality max --budget {m.split('@')[1]}`" if m != "best" else
+                   "`program --quality best`", f"{sc[m, False]:.3f}", f"{sc[m, True]:.3f}"]
+                  for m in ["best", *curve]]  # fmt: skip
+    k, v = on[~far]["target"].nunique(), on[far]["target"].nunique()
+    return ("**Sounds no library voice is near** ([figures/table_far_sounds.md]"
+            f"(figures/table_far_sounds.md)): {n} sounds of other instruments (a General MIDI "
+            f"soundfont, Faust's physical models, synth patches) at keys "
+            f"{', '.join(map(str, keys))}, given with their key; every answer at the sound's "
+            "RMS level.\n\n"
+            + _table(["method", "SC", "MFCC", "near-exact %", "s / sound"], rows)
+            + f"\n\nWhat time buys (`--quality max`): SC on {k} of those instruments (key 60) "
+            f"and {v} test voices no library voice is near (> 10 parameters from the nearest)."
+            "\n\n" + _table(["search", "instruments SC", "far voices SC"], curve_rows))
+
+
 def _main(figures: Path) -> str:
     t = pd.read_csv(figures / "table_main.csv")
     t = t[(t["label"] == "all") & (t["statistic"] == "mean")].set_index("row")
@@ -90,7 +124,7 @@ def _main(figures: Path) -> str:
 def results_block(figures: str | Path = "figures") -> str:
     """The README's results, markers included."""
     figures = Path(figures)
-    parts = [_program(figures), _recordings(figures), _main(figures)]
+    parts = [_program(figures), _far(figures), _recordings(figures), _main(figures)]
     return "\n\n".join([BEGIN, *parts, END])
 
 
