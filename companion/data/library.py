@@ -80,7 +80,7 @@ GET_HINT = "`companion library get` downloads the public DX7 collection (15 MB, 
 NONE = "none"  # --library none / $COMPANION_LIBRARY=none: no library, not even a generated one
 GENERATED = "generated from the model"  # Found.how of the fallback
 # the fallback's size and seed: bench/program_quality.py's "generated library" row measures
-# exactly this recipe (4,096 voices: 0.94x the SC of no library; 32 s to build on 2 cores)
+# exactly this recipe (4,096 voices: 0.90x the SC of no library, figures/table_program.md)
 GENERATED_VOICES, GENERATED_SEED = 4096, 0
 
 
