@@ -47,6 +47,7 @@ from companion.dx7.params import LEARNABLE
 from companion.dx7.voice import INIT_VOICE, Voice
 from companion.evaluation.metrics import log_stft_mae, mfcc_mae, spectral_convergence
 from companion.evaluation.paper_table import provenance
+from companion.evaluation.recordings import level_matched
 from companion.evaluation.tables import write_table
 from companion.io import save_npy, write_atomic
 from companion.matching.index import Index, database_hash
@@ -86,10 +87,7 @@ DESIGNS = {
 def metrics(target: np.ndarray, render: np.ndarray) -> dict[str, float]:
     """The paper's metrics with the answer at the target's RMS level: a sound is judged, not
     a volume knob (a silent answer stays silent)."""
-    rms = np.sqrt(np.mean(np.square(render, dtype=np.float64)))
-    if rms > 0:
-        render = (render * (np.sqrt(np.mean(np.square(target, dtype=np.float64))) / rms))
-        render = render.astype(np.float32)
+    render = level_matched(render, target)
     return {"sc": spectral_convergence(target, render), "log_stft": log_stft_mae(target, render),
             "mfcc": mfcc_mae(target, render)}  # fmt: skip
 

@@ -168,6 +168,19 @@ def find(explicit: str | os.PathLike | None = None) -> Found:
     return Found(None)
 
 
+def _build(folder: Path, progress: bool, meta: dict) -> dict:
+    """A library folder's preset database (of its cartridges/), its retrieval index, then its
+    library.json (``meta`` and the voice count), the mark of a complete library: what ``get``
+    and ``generated`` both make, inside their ``atomic_dir``. Returns presets.build's summary."""
+    from companion.matching.index import Index
+
+    summary = presets.build(folder / "cartridges", folder / "presets.sqlite", progress=progress)
+    Index.open(folder / "presets.sqlite", progress=progress)
+    write_atomic(folder / "library.json",
+                 json.dumps({**meta, "voices": summary["unique_voices"]}, indent=1) + "\n")
+    return summary
+
+
 def or_generated(found: Found, model_dir=None, progress: bool = False, log=None) -> Found:
     """``found``, or where none was found (not where none was asked for), the library the
     model generates (``generated``); ``found`` as it is if the model cannot generate voices
@@ -194,7 +207,6 @@ def generated(model_dir=None, n: int = GENERATED_VOICES, seed: int = GENERATED_S
         The database, or None for a model without a flow regression (or not built).
     """
     from companion.latent.interpolate import Latent
-    from companion.matching.index import Index
     from companion.models import default_model_dir
     from companion.models.weights import index_digest
 
@@ -219,12 +231,8 @@ def generated(model_dir=None, n: int = GENERATED_VOICES, seed: int = GENERATED_S
     with atomic_dir(folder) as tmp:
         (tmp / "cartridges").mkdir()
         presets.export(voices, tmp / "cartridges" / "generated.syx")
-        presets.build(tmp / "cartridges", tmp / "presets.sqlite", progress=progress)
-        Index.open(tmp / "presets.sqlite", progress=progress)
-        write_atomic(tmp / "library.json", json.dumps({
-            "generated_from": str(model_dir.resolve()), "weights": index_digest(model_dir),
-            "sampled": n, "seed": seed, "voices": len(voices),
-        }, indent=1) + "\n")  # fmt: skip
+        _build(tmp, progress, {"generated_from": str(model_dir.resolve()),
+                               "weights": index_digest(model_dir), "sampled": n, "seed": seed})
     return folder / "presets.sqlite"
 
 
@@ -356,15 +364,11 @@ def get(src: Source | None = None, progress: bool = False, log=None) -> Path:
                 )
             log(f"verified {sum(map(archive.is_syx, kept))} cartridges; building the preset "
                 "database and the retrieval index")  # fmt: skip
-            summary = presets.build(carts, tmp / "presets.sqlite", progress=progress)
-            from companion.matching.index import Index
-
-            Index.open(tmp / "presets.sqlite", progress=progress)
-            write_atomic(tmp / "library.json", json.dumps({
+            summary = _build(tmp, progress, {
                 "repo": src.repo, "commit": src.commit, "url": src.url, "sha256": src.sha256,
-                "files": len(kept), "voices": summary["unique_voices"],
+                "files": len(kept),
                 "fetched": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            }, indent=1) + "\n")  # fmt: skip
+            })  # fmt: skip
     finally:
         zip_path.unlink(missing_ok=True)  # verified and unpacked, or refused: not kept
         shutil.rmtree(downloads, ignore_errors=True)
