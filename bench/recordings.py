@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/recordings.py --db data/presets.sqlite [--voices 100]
         [--library-voices 100] [--together 30] [--retrieval 200] [--quality good]
-        [--out figures]
+        [--cache data/bench-cache] [--out figures]
 
 Recordings (companion.evaluation.recordings): a DX7 voice at a random key 36-84 and velocity
 50-120, key held 0.4-2.5 s, 0-300 ms of leading silence, 1.5 s after key-up, peak at -12 to
@@ -21,7 +21,15 @@ Parts, all in this run:
   (``as_recorded``: its resampling filters the top of the band), brought to the recording's
   RMS and compared with it: spectral convergence (SC), MFCC MAE, near-exact (SC < 0.05), in
   tune (pYIN over the held part, within 25 cents); and an octave down and up: the answer
-  there against the true voice an octave down and up from its key (renders, level matched).
+  there against the true voice an octave down and up from its key (renders, level matched);
+  and at six keys and velocities relative to it, as bench/program_quality.py's six (two
+  octaves down to two up at velocity 85, and its key at velocities 40 and 127: SC and
+  near-exact share). In the same run, the strongest simple baselines of
+  bench/program_quality.py, told more than a file says (the true voice's render at C4, its
+  key, velocity and onset): the exhaustive nearest train voice by full-resolution log-mel
+  distance, and its best of 16 chosen by rendering, both played as the recording was made.
+  Test voices are in that bench's buckets too (how many of the 144 learnable parameters
+  differ from the nearest train voice), every row and ratio also bucket by bucket.
   For the recordings: the printed key against the heard pitch (the note of pYIN on the voice's
   clean render over its held part, octave included), and each estimate against how the
   recording was made (key-on, key-up, velocity). For information only: the answer played at
@@ -42,7 +50,8 @@ Parts, all in this run:
   information: the estimates' errors too, a velocity above all).
 
 Ratios to the lab input's row come with bootstrap 95 % intervals (2,000 resamples of the
-voices). Writes figures/table_recordings.md / .csv and table_recordings_sounds.csv.
+voices). Writes figures/table_recordings.md / .csv and table_recordings_sounds.csv
+(``table_recordings_<quality>`` for a quality other than ``good``).
 """
 
 from __future__ import annotations
@@ -58,6 +67,7 @@ import librosa
 import numpy as np
 import pandas as pd
 import soundfile as sf
+from program_quality import BUCKETS, EXH1, EXH16, Train
 
 from companion.config import AudioConfig
 from companion.data import presets
@@ -79,11 +89,14 @@ from companion.evaluation.tables import markdown
 from companion.io import write_atomic
 from companion.matching.evaluator import logmel_of
 from companion.matching.index import NO_PITCH, Index, offset_groups
+from companion.matching.loss import Target
 from companion.matching.program import Programmer
 from companion.matching.take import read_take
 
 SR = 22050
 OTHER_KEYS = ((36, 85), (48, 85), (72, 85), (84, 85), (60, 40), (60, 127))
+# the same six relative to the key a sound is played at: (semitones, velocity)
+RELATIVE_KEYS = tuple((n - 60, v) for n, v in OTHER_KEYS)
 TOGETHER_KEYS = (36, 60, 84)
 IN_TUNE = 25.0  # cents
 NEAR_EXACT = 0.05  # SC
@@ -160,6 +173,21 @@ class Scorer:
                 "in_tune": bool(np.isfinite(err) and abs(err) <= IN_TUNE), "cents": err,
                 "silent": bool(np.abs(audio).max() < 1e-4)}  # fmt: skip
 
+    def other_keys(self, answer, play: Play) -> tuple[float, float]:
+        """Mean SC and near-exact share of ``answer`` played at RELATIVE_KEYS from ``play``'s key
+        against the true voice at the same steps from the recording's key (4 s renders, key
+        held 3 s, level matched)."""
+        sc = []
+        for d, vel in RELATIVE_KEYS:
+            truth = self.r.render(self.voice, int(np.clip(self.rec.note + d, 0, 127)), vel)
+            if np.abs(truth).max() < 1e-4:
+                continue
+            ans = self.r.render(answer, int(np.clip(play.note + d, 0, 127)), vel)
+            sc.append(spectral_convergence(truth, level_matched(ans, truth)))
+        if not sc:
+            return float("nan"), float("nan")
+        return float(np.mean(sc)), float(np.mean(np.array(sc) < NEAR_EXACT))
+
     def octaves(self, answer, play: Play) -> float:
         """Mean SC of ``answer`` played as ``play`` an octave down and up against the true
         voice an octave down and up from its key (renders from the key-on, level matched)."""
@@ -190,16 +218,32 @@ def recorded(voice, rng: np.random.Generator, path: Path) -> tuple[Recording, Sc
     return rec, Scorer(voice, rec, path)
 
 
-def run_test_voices(prog: Programmer, voices, folder: Path, seed: int) -> pd.DataFrame:
+def bucket_of(train: Train, voice) -> str:
+    d = train.distance(voice.values)
+    return next(name for lo, hi, name in BUCKETS if lo <= d <= hi)
+
+
+def run_test_voices(prog: Programmer, voices, folder: Path, seed: int,
+                    train: Train) -> pd.DataFrame:  # fmt: skip
     rng = np.random.default_rng(seed + 1)
     r = Renderer()
     rows = []
+
+    def add(method, answer, play, seconds, evals, **extra):
+        sc_keys, near_keys = score.other_keys(answer, play)
+        rows.append({**base, "method": method, "seconds": seconds, "evals": evals,
+                     **score.as_read(answer, play), "sc_octaves": score.octaves(answer, play),
+                     "sc_keys": sc_keys, "near_keys": near_keys,
+                     "sc_true_key": score.as_read(answer, score.play)["sc"], **extra})  # fmt: skip
+
     for k, (vid, voice) in enumerate(voices):
         path, lab = folder / f"rec{k:03d}.wav", folder / f"lab{k:03d}.wav"
         rec, score = recorded(voice, rng, path)
-        sf.write(lab, r.render(voice), SR, subtype="FLOAT")
-        base = {"voice": vid, "note": rec.note, "velocity": rec.velocity, "hold": rec.hold_s,
-                "onset": rec.onset_s, "pitched": bool(np.isfinite(score.heard))}  # fmt: skip
+        c4 = r.render(voice)
+        sf.write(lab, c4, SR, subtype="FLOAT")
+        base = {"voice": vid, "bucket": bucket_of(train, voice), "note": rec.note,
+                "velocity": rec.velocity, "hold": rec.hold_s, "onset": rec.onset_s,
+                "pitched": bool(np.isfinite(score.heard))}  # fmt: skip
         for method, file, args in ((LAB, lab, (60, 85, 3.0)), (REC, path, ("auto", None, None))):
             t0 = time.perf_counter()
             res = prog.run(file, *args, exclude_ids=[vid])
@@ -207,18 +251,24 @@ def run_test_voices(prog: Programmer, voices, folder: Path, seed: int) -> pd.Dat
             # the lab input's answer is played as the recording was made; the recording's
             # as program printed it
             play = score.play if method == LAB else printed_play(res)
-            row = {**base, "method": method, "seconds": seconds, "evals": res.evals,
-                   **score.as_read(res.voice, play), "sc_octaves": score.octaves(res.voice, play),
-                   "sc_true_key": score.as_read(res.voice, score.play)["sc"]}  # fmt: skip
+            extra = {}
             if method == REC:
                 t = res.takes[0]
-                row.update(printed=t.play.note, heard=note_of(score.heard, -1),
-                           key_on_ms=1000 * (t.key_on_s - rec.onset_s),
-                           hold_err=t.play.hold_s - rec.hold_s,
-                           velocity_err=t.play.velocity - rec.velocity)  # fmt: skip
-            rows.append(row)
-        print(f"{k + 1}/{len(voices)} {voice.display_name}: "
-              + ", ".join(f"{x['method'].split(',')[0]} {x['sc']:.3f}" for x in rows[-2:]),
+                extra = dict(printed=t.play.note, heard=note_of(score.heard, -1),
+                             key_on_ms=1000 * (t.key_on_s - rec.onset_s),
+                             hold_err=t.play.hold_s - rec.hold_s,
+                             velocity_err=t.play.velocity - rec.velocity)  # fmt: skip
+            add(method, res.voice, play, seconds, res.evals, **extra)
+        # the baselines, told the true voice's render at C4 and played as the recording was made
+        t0 = time.perf_counter()
+        near = train.nearest(c4, 16)
+        t1 = time.perf_counter() - t0
+        add(EXH1, near[0], score.play, t1, 1)
+        t0 = time.perf_counter()
+        losses = Target(c4).loss(np.stack([r.render(v) for v in near]))
+        add(EXH16, near[int(np.argmin(losses))], score.play, t1 + time.perf_counter() - t0, 16)
+        print(f"{k + 1}/{len(voices)} {voice.display_name} ({base['bucket']}): "
+              + ", ".join(f"{x['method'].split(',')[0]} {x['sc']:.3f}" for x in rows[-4:]),
               file=sys.stderr, flush=True)  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -359,21 +409,57 @@ def verdict(value: float, lo: float, hi: float, target: float, below: bool = Tru
     return "met" if lo >= target else ("met on the mean" if value >= target else "MISSED")
 
 
-def table(df, lib, together, retrieval) -> tuple[pd.DataFrame, list[str]]:
-    g = df.groupby("method", sort=False)
-    pitched = df[df["pitched"]].groupby("method", sort=False)
-    out = pd.DataFrame({"SC": g["sc"].mean(), "SC median": g["sc"].median(),
-                        "MFCC": g["mfcc"].mean(), "near-exact %": 100 * (g["sc"].apply(
-                            lambda s: (s < NEAR_EXACT).mean())),
-                        "an octave down and up: SC": g["sc_octaves"].mean(),
-                        "in tune %": 100 * pitched["in_tune"].mean(),
-                        "silent": g["silent"].sum(),
-                        "at the key it was made at: SC (information)": g["sc_true_key"].mean(),
-                        "evals": g["evals"].mean(), "s / sound": g["seconds"].mean(),
-                        "sounds": g.size()})  # fmt: skip
+def summary(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    g = df.groupby(by, sort=False)
+    pitched = df[df["pitched"]].groupby(by, sort=False)
+    return pd.DataFrame({"SC": g["sc"].mean(), "SC median": g["sc"].median(),
+                         "MFCC": g["mfcc"].mean(), "near-exact %": 100 * (g["sc"].apply(
+                             lambda s: (s < NEAR_EXACT).mean())),
+                         "an octave down and up: SC": g["sc_octaves"].mean(),
+                         "six other keys: SC": g["sc_keys"].mean(),
+                         "six other keys: near-exact %": 100 * g["near_keys"].mean(),
+                         "in tune %": 100 * pitched["in_tune"].mean(),
+                         "silent": g["silent"].sum(),
+                         "at the key it was made at: SC (information)": g["sc_true_key"].mean(),
+                         "evals": g["evals"].mean(), "s / sound": g["seconds"].mean(),
+                         "sounds": g.size()})  # fmt: skip
+
+
+def bucket_lines(df: pd.DataFrame) -> list[str]:
+    """The recording against the lab input and the baselines, bucket by bucket (paired)."""
+    lines = []
+    order = [b for _, _, b in BUCKETS if b in set(df["bucket"])]
+    for b in order:
+        sel = df[df["bucket"] == b]
+        rec = sel[sel["method"] == REC].set_index("voice")
+        parts = []
+        for base in (LAB, EXH1, EXH16):
+            other = sel[sel["method"] == base].set_index("voice")["sc"].reindex(rec.index)
+            v, lo, hi = ratio_ci(rec["sc"].to_numpy(float), other.to_numpy(float))
+            parts.append(f"/ {base.split(',')[0]} {v:.2f} [{lo:.2f}-{hi:.2f}]")
+        near, lo, hi = share_ci((rec["sc"] < NEAR_EXACT).to_numpy(bool))
+        lines.append(f"- bucket {b} ({len(rec)} voices), the recording: SC {rec['sc'].mean():.3f} "
+                     f"{', '.join(parts)}; near-exact {near:.0f} % [{lo:.0f}-{hi:.0f}]; six "
+                     f"other keys SC {rec['sc_keys'].mean():.3f}")  # fmt: skip
+    return lines
+
+
+def table(df, lib, together, retrieval) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    out = summary(df, ["method"])
+    buckets = summary(df, ["bucket", "method"])
+    rank = {b: k for k, (_, _, b) in enumerate(BUCKETS)}
+    buckets = buckets.iloc[np.argsort([rank[b] for b, _ in buckets.index], kind="stable")]
     lab = df[df["method"] == LAB].set_index("voice")
     rec = df[df["method"] == REC].set_index("voice")
     lines = []
+    # the strongest simple baselines, told more than the file says; the lab input at other keys
+    for base in (EXH1, EXH16, LAB):
+        other = df[df["method"] == base].set_index("voice").reindex(rec.index)
+        for col, name in (("sc", "SC"), ("mfcc", "MFCC"), ("sc_keys", "six other keys: SC")):
+            if base == LAB and col != "sc_keys":  # with their targets below
+                continue
+            v, lo, hi = ratio_ci(rec[col].to_numpy(float), other[col].to_numpy(float))
+            lines.append(f"- recording / {base}, {name}: {v:.2f} [{lo:.2f}-{hi:.2f}]")
     for col, name, target in (("sc", "SC", 1.0), ("mfcc", "MFCC", 1.0),
                               ("sc_octaves", "an octave down and up: SC", 1.1),
                               ("seconds", "seconds per sound", 1.2)):  # fmt: skip
@@ -439,7 +525,7 @@ def table(df, lib, together, retrieval) -> tuple[pd.DataFrame, list[str]]:
                         if how == "given" else "information")  # fmt: skip
                 lines.append(f"- retrieval ({len(retrieval)} recordings, the play {how}): "
                              f"{what} {v:.0f} % [{lo:.0f}-{hi:.0f}], {mark}")  # fmt: skip
-    return out, lines
+    return out, buckets, lines + bucket_lines(df)
 
 
 def main() -> None:
@@ -453,8 +539,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--jobs", type=int)
     ap.add_argument("--out", default="figures")
+    ap.add_argument("--cache", default="data/bench-cache", help="train features kept here")
     args = ap.parse_args()
     index = Index.open(args.db, progress=True)
+    train = Train(args.db, Path(args.cache))
     voices = audible(args.db, "test", max(args.voices, args.together), args.seed)
     library = audible(args.db, "train", args.library_voices, args.seed + 5)
     lib = together = retrieval = None
@@ -462,7 +550,7 @@ def main() -> None:
         library=index, quality=args.quality, jobs=args.jobs, split="train",
         budget=float("inf")) as prog:  # fmt: skip
         prog.warm_up()
-        df = run_test_voices(prog, voices[: args.voices], Path(tmp), args.seed)
+        df = run_test_voices(prog, voices[: args.voices], Path(tmp), args.seed, train)
         if args.library_voices:
             lib = run_library_voices(prog, library, Path(tmp), args.seed)
         if args.together:
@@ -470,19 +558,24 @@ def main() -> None:
         if args.retrieval:
             retrieval = run_retrieval(prog, index, args.db, args.retrieval, Path(tmp), args.seed)
     out = Path(args.out)
-    write_atomic(out / "table_recordings_sounds.csv", df.to_csv(index=False))
-    summary, lines = table(df, lib, together, retrieval)
-    write_atomic(out / "table_recordings.csv", summary.to_csv())
-    rows = markdown(summary.reset_index().rename(columns={"method": "input"}))
+    stem = "table_recordings" + ("" if args.quality == "good" else f"_{args.quality}")
+    write_atomic(out / f"{stem}_sounds.csv", df.to_csv(index=False))
+    overall, buckets, lines = table(df, lib, together, retrieval)
+    write_atomic(out / f"{stem}.csv", overall.to_csv())
+    rows = markdown(overall.reset_index().rename(columns={"method": "input"}))
+    by_bucket = markdown(buckets.reset_index().rename(columns={"method": "input"}))
     text = (f"# `program` on recordings like a user's ({args.voices} test voices, quality "
             f"{args.quality}, library = train split)\n\n`bench/recordings.py --voices "
             f"{args.voices} --library-voices {args.library_voices} --together {args.together} "
-            f"--retrieval {args.retrieval}`, {provenance()}. Every answer played as program "
-            "printed it (the lab input's: as the recording was made), recorded and read back "
-            "like the recording, at its RMS level; an octave down and up: against the true "
-            "voice an octave down and up from its key.\n\n"
-            f"{rows}\n\n" + "\n".join(lines) + "\n")  # fmt: skip
-    write_atomic(out / "table_recordings.md", text)
+            f"--retrieval {args.retrieval} --quality {args.quality}`, {provenance()}. Every "
+            "answer played as program printed it (the lab input's and the baselines': as the "
+            "recording was made), recorded and read back like the recording, at its RMS level; "
+            "an octave down and up, and six other keys (two octaves down to two up, and "
+            "velocities 40 and 127): against the true voice as far from its key. The "
+            f"baselines ({EXH1}; {EXH16}) are told the true voice's render at C4.\n\n"
+            f"{rows}\n\n" + "\n".join(lines) + "\n\nBucket by bucket (learnable parameters "
+            "that differ from the nearest train voice):\n\n" + by_bucket + "\n")  # fmt: skip
+    write_atomic(out / f"{stem}.md", text)
     print(text)
 
 

@@ -276,6 +276,12 @@ def test_without_any_library_program_generates_one_from_the_model(tmp_path, tone
     assert "library generated from the model" in again.stdout
     info_line = _companion(env, "library", "info").stdout
     assert f"library: {db} (4,096 voices generated from the model" in info_line, info_line
+    # and says so without loading the model's code (torch: seconds at start-up)
+    timed = subprocess.run([sys.executable, "-X", "importtime", "-m", "companion", "library",
+                            "info"], env=env, capture_output=True, text=True)  # fmt: skip
+    loaded = {line.rsplit("|", 1)[-1].strip() for line in timed.stderr.splitlines()}
+    assert timed.returncode == 0 and "companion.data.library" in loaded, timed.stderr[-500:]
+    assert not {m for m in loaded if m.split(".")[0] == "torch"}, "library info imported torch"
     for extra, env_value in ((["--library", "none"], None), ([], "none")):
         e = dict(env, **({"COMPANION_LIBRARY": env_value} if env_value else {}))
         none = _companion(e, "program", str(tone), "--out-dir", str(tmp_path / "c"),

@@ -206,9 +206,7 @@ def generated(model_dir=None, n: int = GENERATED_VOICES, seed: int = GENERATED_S
     Returns:
         The database, or None for a model without a flow regression (or not built).
     """
-    from companion.latent.interpolate import Latent
-    from companion.models import default_model_dir
-    from companion.models.weights import index_digest
+    from companion.models import default_model_dir, index_digest
 
     model_dir = Path(model_dir) if model_dir is not None else default_model_dir()
     folder = data_dir() / "generated" / f"{index_digest(model_dir)[:16]}-{n}-{seed}"
@@ -216,6 +214,8 @@ def generated(model_dir=None, n: int = GENERATED_VOICES, seed: int = GENERATED_S
         return folder / "presets.sqlite"
     if not build:
         return None
+    from companion.latent.interpolate import Latent  # torch: only to build one
+
     try:
         latent = Latent(model_dir)
     except ValueError:  # an MLP regression: no prior to sample

@@ -31,9 +31,9 @@ from safetensors.torch import save as save_tensors
 from torch import nn
 
 from companion.io import write_atomic
+from companion.models import INDEX, index_digest
 
 SHARD_BYTES = 15 * 2**20  # every weights file stays under 16 MiB (GitHub's soft limit)
-INDEX = "model.index.json"
 META = "model.yaml"
 
 
@@ -150,15 +150,6 @@ def load_weights(folder: str | os.PathLike) -> dict[str, torch.Tensor]:
             msg = f"{folder / INDEX}: names part {e} of {key}, which no shard holds"
             raise ValueError(msg) from None
     return state
-
-
-def index_digest(folder: str | os.PathLike) -> str:
-    """sha256 of model.index.json's bytes: which save of the weights a model.yaml belongs to."""
-    path = Path(folder) / INDEX
-    try:
-        return _sha256(path.read_bytes())
-    except FileNotFoundError:
-        raise ValueError(f"{path}: missing (no model weights in {folder})") from None
 
 
 def save_model(model, folder: str | os.PathLike, stats: dict, extra: dict) -> None:
