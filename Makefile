@@ -131,6 +131,8 @@ bench: setup
 	$(BIN)/python bench/index_build.py --db $(DATA)/presets.sqlite
 	$(BIN)/python bench/program_quality.py --db $(DATA)/presets.sqlite --out $(FIGURES)
 	$(BIN)/python bench/far_sounds.py --db $(DATA)/presets.sqlite --out $(FIGURES)
+	$(BIN)/python bench/recordings.py --db $(DATA)/presets.sqlite --out $(FIGURES)
+	$(BIN)/python bench/recordings.py --db $(DATA)/presets.sqlite --quality best --retrieval 0 --out $(FIGURES)
 	$(BIN)/python bench/program_memory.py --db $(DATA)/presets.sqlite
 
 clean-data:

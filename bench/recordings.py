@@ -100,6 +100,7 @@ RELATIVE_KEYS = tuple((n - 60, v) for n, v in OTHER_KEYS)
 TOGETHER_KEYS = (36, 60, 84)
 IN_TUNE = 25.0  # cents
 NEAR_EXACT = 0.05  # SC
+MIN_CI = 15  # voices a bucket needs for its ratios' intervals
 LAB, REC = "lab input, key given", "recording, as program read it"
 
 
@@ -436,11 +437,15 @@ def bucket_lines(df: pd.DataFrame) -> list[str]:
         for base in (LAB, EXH1, EXH16):
             other = sel[sel["method"] == base].set_index("voice")["sc"].reindex(rec.index)
             v, lo, hi = ratio_ci(rec["sc"].to_numpy(float), other.to_numpy(float))
-            parts.append(f"/ {base.split(',')[0]} {v:.2f} [{lo:.2f}-{hi:.2f}]")
+            # a few voices, most of them matched exactly: resampled means near 0 over near 0
+            ci = f" [{lo:.2f}-{hi:.2f}]" if len(rec) >= MIN_CI else ""
+            parts.append(f"/ {base.split(',')[0]} {v:.2f}{ci}")
         near, lo, hi = share_ci((rec["sc"] < NEAR_EXACT).to_numpy(bool))
-        lines.append(f"- bucket {b} ({len(rec)} voices), the recording: SC {rec['sc'].mean():.3f} "
-                     f"{', '.join(parts)}; near-exact {near:.0f} % [{lo:.0f}-{hi:.0f}]; six "
-                     f"other keys SC {rec['sc_keys'].mean():.3f}")  # fmt: skip
+        few = "" if len(rec) >= MIN_CI else f", fewer than {MIN_CI}: no intervals"
+        lines.append(f"- bucket {b} ({len(rec)} voices{few}), the recording: SC "
+                     f"{rec['sc'].mean():.3f} {', '.join(parts)}; near-exact {near:.0f} % "
+                     f"[{lo:.0f}-{hi:.0f}]; six other keys SC "
+                     f"{rec['sc_keys'].mean():.3f}")  # fmt: skip
     return lines
 
 

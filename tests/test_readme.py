@@ -38,3 +38,20 @@ def test_a_changed_table_changes_the_readme(tmp_path):
     doc.write_text("no markers\n")
     with pytest.raises(ValueError, match="no results markers"):
         readme.update(doc, figures)
+
+
+def test_the_best_quality_recordings_show_where_they_were_measured(tmp_path):
+    """The `--quality best` recordings paragraph comes from its own table, and is left out
+    where that table was never made."""
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    for name in ("table_program.csv", "table_recordings.csv", "table_main.csv",
+                 "table_far_sounds.csv", "table_far_sounds_sounds.csv"):
+        (figures / name).write_bytes((ROOT / "figures" / name).read_bytes())
+    assert "At `--quality best`" not in readme.results_block(figures)
+    t = pd.read_csv(ROOT / "figures" / "table_recordings_best.csv")
+    t.loc[t["method"] == "recording, as program read it", "SC"] = 0.111111
+    t.loc[t["method"] == "exhaustive top 16 + selection", "six other keys: SC"] = 0.987654
+    t.to_csv(figures / "table_recordings_best.csv", index=False)
+    block = readme.results_block(figures)
+    assert "the recording SC 0.111 (" in block and "against 0.988 for the best of 16" in block

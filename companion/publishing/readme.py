@@ -72,7 +72,26 @@ def _recordings(figures: Path) -> str:
             "heard), against the same voices given as the lab input with their key.\n\n"
             + _table(["input", "SC", "MFCC", "near-exact %", "an octave down and up: SC",
                       "in tune %", "silent", "s / sound"], rows)
-            + f"\n\nSC against the lab input: {ratios}.")
+            + f"\n\nSC against the lab input: {ratios}." + _recordings_best(figures))
+
+
+def _recordings_best(figures: Path) -> str:
+    """The same at ``--quality best``, with the exhaustive baselines, where it was measured."""
+    path = figures / "table_recordings_best.csv"
+    if not path.is_file():
+        return ""
+    t = pd.read_csv(path).set_index("method")
+    rec, lab = t.loc["recording, as program read it"], t.loc["lab input, key given"]
+    top1, top16 = t.loc["exhaustive top 1"], t.loc["exhaustive top 16 + selection"]
+    keys = "six other keys: SC"
+    return ("\n\nAt `--quality best` ([figures/table_recordings_best.md]"
+            f"(figures/table_recordings_best.md), {int(rec['sounds'])} voices): the recording "
+            f"SC {rec['SC']:.3f} ({rec['near-exact %']:.0f} % near-exact), the lab input "
+            f"{lab['SC']:.3f}; the nearest library voice, found exhaustively from the true "
+            f"voice's render, {top1['SC']:.3f}, its best of 16 {top16['SC']:.3f}. At six keys "
+            f"and velocities the recording did not show: {rec[keys]:.3f}, against "
+            f"{top16[keys]:.3f} for the best of 16 (ratios with intervals, bucket by bucket: "
+            "the table).")
 
 
 def _far(figures: Path) -> str:
