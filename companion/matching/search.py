@@ -9,9 +9,9 @@ a pass gains. Each group is searched in three batches over the pool of engines:
    four engine steps up and down; every value of a parameter with few), plus the values the
    other starts have there where they are near-twins of the best (a crossover, one parameter
    at a time);
-2. a line scan of the parameters whose screen helped most (SCAN_TOP of them), over all their
-   engine-distinct values (a grid of about 24, then every value around the grid's best):
-   one-parameter loss curves are bumpy, so a scan finds the value a local step would not;
+2. a line scan of every parameter whose screen helped, over all its engine-distinct values
+   (a grid of about 24, then every value around the grid's best): one-parameter loss curves
+   are bumpy, so a scan finds the value a local step would not;
 3. the scans' best values put together, most helpful first: the best of the cumulative
    combinations is kept.
 
@@ -66,12 +66,6 @@ RESTART_MIN = 200  # evaluations left worth a search from the next start
 DONOR_MAX = 40  # a start is a near-twin (a crossover donor) when it differs in <= this many
 SCREEN_STEPS = (1, 2, 4)  # engine steps a screen moves a parameter, up and down
 SCAN_GRID = 24  # values a line scan tries first; then every value around the best of them
-# line scans per group and pass: the parameters whose screen helped most. Scans were the
-# least gain per evaluation (on far voices: 37 % of best's evaluations, a sixth of its gain),
-# so fewer of them leave evaluations for more passes; against scanning every helpful one, on
-# 100 test voices at best's time: SC 0.98x [0.96-0.99], MFCC 0.96x [0.93-1.00], no bucket worse
-# (bench/program_quality.py --voices 100; figures/table_program.md, issue 26)
-SCAN_TOP = 4
 ALL_VALUES = 8  # parameters with at most this many values try all of them in a screen
 _BLOCKS = [operator_block(op) for op in range(1, 7)]
 BLOCKS_MIN = 1000  # evaluations left worth block moves (a screen costs ~11 per start)
@@ -214,9 +208,8 @@ def _search_group(budget: _Budget, x: np.ndarray, loss: float, idx: np.ndarray,
         i = int(which[k])
         if i not in best:
             best[i] = (float(losses[k]), int(props[k, i]))
-    helped = sorted((i for i in best if best[i][0] < loss * (1 - ACCEPT)), key=lambda i: best[i][0])
-    # line scans of the parameters that helped most: a grid, then every value near its best
-    helped = helped[:SCAN_TOP]
+    helped = [i for i in best if best[i][0] < loss * (1 - ACCEPT)]
+    # line scans of the parameters that helped: a grid, then every value near its best
     for near in (False, True):
         moves = [(i, v) for i in helped
                  for v in _scan_values(x, i, best[i][1] if near else None)]  # fmt: skip
